@@ -1,0 +1,51 @@
+namespace Flotilla.Fleet;
+
+/// <summary>A registered loop: who owns it, what it may use, how it runs.</summary>
+/// <param name="Owner">The owning team; budgets and cost roll up by it.</param>
+/// <param name="Model">A virtual model or model name; the gateway default when absent.</param>
+/// <param name="Instructions">Pinned instructions, <c>PATH@VERSION</c>.</param>
+/// <param name="Skills">Pinned skills, <c>NAME@VERSION</c>.</param>
+/// <param name="McpServers">MCP grants: servers, optionally narrowed to some tools.</param>
+/// <param name="Subagents">Agents this loop may delegate to (one level deep).</param>
+/// <param name="Owns">Artifacts this loop owns; no other loop may claim them.</param>
+public sealed record AgentConfig(
+    string Name,
+    string Owner,
+    string? Description,
+    string? Model,
+    VersionedRef? Instructions,
+    IReadOnlyList<VersionedRef> Skills,
+    IReadOnlyList<McpGrant> McpServers,
+    IReadOnlyList<string> Subagents,
+    HarnessConfig Harness,
+    TriggerConfig? Trigger,
+    IReadOnlyList<string> Owns,
+    IReadOnlyDictionary<string, string> Metadata,
+    SourceLocation Location);
+
+/// <summary>A pinned artifact reference such as <c>./triage.md@v6</c> or <c>triage-runbook@v3</c>.</summary>
+public sealed record VersionedRef(string Name, string? Version)
+{
+    public override string ToString() => Version is null ? Name : $"{Name}@{Version}";
+
+    public static VersionedRef Parse(string text)
+    {
+        var at = text.LastIndexOf('@');
+        return at <= 0 ? new VersionedRef(text, null) : new VersionedRef(text[..at], text[(at + 1)..]);
+    }
+}
+
+/// <summary>An MCP grant: a server, and the tools on it this agent may call (all when empty).</summary>
+public sealed record McpGrant(string Server, IReadOnlyList<string> Tools, SourceLocation Location);
+
+/// <summary>Run limits.</summary>
+/// <param name="MaxSteps">Model and tool steps per run. Default 50.</param>
+/// <param name="MaxTokensPerRun">Tokens per run across all steps. Default 1,000,000.</param>
+/// <param name="TimeoutSeconds">Wall-clock limit per run. Default 3600.</param>
+public sealed record HarnessConfig(int MaxSteps, long MaxTokensPerRun, int TimeoutSeconds)
+{
+    public static HarnessConfig Default { get; } = new(50, 1_000_000, 3600);
+}
+
+/// <summary>The heartbeat: a five-field cron expression, evaluated in UTC unless a time zone is given.</summary>
+public sealed record TriggerConfig(string? Schedule, string? TimeZone);

@@ -1,0 +1,582 @@
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Flotilla.Fleet.Loading;
+
+/// <summary>The outcome of loading a fleet file: the configuration when valid, and every error found.</summary>
+public sealed record FleetLoadResult(FleetConfig? Fleet, IReadOnlyList<FleetError> Errors)
+{
+    public bool IsValid => Errors.Count == 0 && Fleet is not null;
+}
+
+/// <summary>
+/// Loads the multi-document fleet file. Each document holds any of <c>gateway</c>, <c>mcp_server</c>,
+/// <c>mcp_servers</c>, <c>agent</c> and <c>agents</c>. All errors are collected, then cross-references are
+/// checked by <see cref="FleetValidator"/>.
+/// </summary>
+public static partial class FleetLoader
+{
+    private static readonly Dictionary<string, ProviderType> ProviderTypes = new()
+    {
+        ["openai"] = ProviderType.OpenAI, ["anthropic"] = ProviderType.Anthropic, ["simulated"] = ProviderType.Simulated,
+    };
+
+    private static readonly Dictionary<string, RoutingStrategy> Strategies = new()
+    {
+        ["priority"] = RoutingStrategy.Priority, ["weight"] = RoutingStrategy.Weight, ["latency"] = RoutingStrategy.Latency,
+    };
+
+    private static readonly Dictionary<string, ModelKind> ModelKinds = new() { ["chat"] = ModelKind.Chat, ["embedding"] = ModelKind.Embedding };
+
+    private static readonly Dictionary<string, CacheType> CacheTypes = new() { ["exact"] = CacheType.Exact, ["semantic"] = CacheType.Semantic };
+
+    private static readonly Dictionary<string, CacheNamespace> CacheNamespaces = new()
+    {
+        ["agent"] = CacheNamespace.Agent, ["team"] = CacheNamespace.Team, ["none"] = CacheNamespace.None,
+    };
+
+    private static readonly Dictionary<string, GuardrailAction> GuardrailActions = new()
+    {
+        ["block"] = GuardrailAction.Block, ["redact"] = GuardrailAction.Redact, ["audit"] = GuardrailAction.Audit,
+    };
+
+    private static readonly Dictionary<string, PolicyMode> PolicyModes = new() { ["enforce"] = PolicyMode.Enforce, ["audit"] = PolicyMode.Audit };
+
+    private static readonly Dictionary<string, McpTransport> Transports = new() { ["http"] = McpTransport.Http, ["stdio"] = McpTransport.Stdio };
+
+    private static readonly Dictionary<string, McpAuthType> AuthTypes = new()
+    {
+        ["none"] = McpAuthType.None, ["bearer"] = McpAuthType.Bearer, ["header"] = McpAuthType.Header,
+    };
+
+    private static readonly Dictionary<string, BudgetWindow> Windows = new()
+    {
+        ["minute"] = BudgetWindow.Minute, ["hour"] = BudgetWindow.Hour, ["day"] = BudgetWindow.Day,
+        ["week"] = BudgetWindow.Week, ["month"] = BudgetWindow.Month,
+    };
+
+    /// <summary>Reads and validates a fleet file from disk.</summary>
+    public static FleetLoadResult LoadFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new FleetLoadResult(null, [new FleetError(new SourceLocation(path, 1, 1), $"cannot read the fleet file: {e.Message}")]);
+        }
+
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses and validates fleet YAML; <paramref name="file"/> names it in messages.</summary>
+    public static FleetLoadResult Parse(string yaml, string file)
+    {
+        var diagnostics = new FleetDiagnostics(file);
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            var message = e.InnerException?.Message ?? e.Message;
+            diagnostics.Error(diagnostics.At(e.Start), $"YAML syntax: {StripMarks(message)}");
+            return new FleetLoadResult(null, diagnostics.Errors);
+        }
+
+        GatewayConfig? gateway = null;
+        var servers = new List<McpServerConfig>();
+        var agents = new List<AgentConfig>();
+        foreach (var document in stream.Documents)
+        {
+            if (YamlMap.IsNull(document.RootNode))
+            {
+                continue;
+            }
+
+            var root = YamlMap.From(document.RootNode, "", diagnostics);
+            if (root is null)
+            {
+                continue;
+            }
+
+            if (root.Node("gateway") is { } gatewayNode)
+            {
+                if (gateway is not null)
+                {
+                    diagnostics.Error(gatewayNode, "gateway: declared more than once; the fleet has one gateway section");
+                }
+                else
+                {
+                    gateway = ReadGateway(YamlMap.From(gatewayNode, "gateway", diagnostics));
+                }
+            }
+
+            if (root.Map("mcp_server") is { } server)
+            {
+                servers.Add(ReadMcpServer(server));
+            }
+
+            foreach (var item in root.Sequence("mcp_servers"))
+            {
+                if (YamlMap.From(item, "mcp_servers[]", diagnostics) is { } map)
+                {
+                    servers.Add(ReadMcpServer(map));
+                }
+            }
+
+            if (root.Map("agent") is { } agent)
+            {
+                agents.Add(ReadAgent(agent));
+            }
+
+            foreach (var item in root.Sequence("agents"))
+            {
+                if (YamlMap.From(item, "agents[]", diagnostics) is { } map)
+                {
+                    agents.Add(ReadAgent(map));
+                }
+            }
+
+            root.RejectUnknownKeys();
+        }
+
+        foreach (var node in stream.Documents.SelectMany(d => d.AllNodes).OfType<YamlScalarNode>())
+        {
+            if (node.Value is { Length: >= 16 } value && LiteralCredential().IsMatch(value))
+            {
+                diagnostics.Error(node, "this looks like a literal credential; the fleet file holds only references such as \"${env:NAME}\"");
+            }
+        }
+
+        var fleet = new FleetConfig(gateway ?? GatewayConfig.Empty, servers, agents);
+        FleetValidator.Validate(fleet, diagnostics);
+        var errors = diagnostics.Errors.OrderBy(e => e.Location.Line).ThenBy(e => e.Location.Column).ToList();
+        return new FleetLoadResult(errors.Count == 0 ? fleet : null, errors);
+    }
+
+    private static GatewayConfig ReadGateway(YamlMap? map)
+    {
+        if (map is null)
+        {
+            return GatewayConfig.Empty;
+        }
+
+        var providers = map.Sequence("providers").Select(n => YamlMap.From(n, "gateway.providers[]", map.Diagnostics))
+            .Where(m => m is not null).Select(m => ReadProvider(m!)).ToList();
+        var models = map.Sequence("models").Select(n => YamlMap.From(n, "gateway.models[]", map.Diagnostics))
+            .Where(m => m is not null).Select(m => ReadModel(m!)).ToList();
+        var routing = ReadRouting(map.Map("routing"));
+        var caching = map.Map("caching") is { } c ? ReadCaching(c) : null;
+        var guardrails = ReadGuardrails(map.Map("guardrails"));
+        var budgets = map.Sequence("budgets").Select(n => YamlMap.From(n, "gateway.budgets[]", map.Diagnostics))
+            .Where(m => m is not null).Select(m => ReadBudget(m!)).OfType<BudgetRule>().ToList();
+        var rateLimits = map.Sequence("rate_limits").Select(n => YamlMap.From(n, "gateway.rate_limits[]", map.Diagnostics))
+            .Where(m => m is not null).Select(m => ReadRateLimit(m!)).ToList();
+        AlertsConfig? alerts = null;
+        if (map.Map("alerts") is { } alertMap)
+        {
+            alerts = new AlertsConfig(ReadUri(alertMap, "webhook"));
+            alertMap.RejectUnknownKeys();
+        }
+
+        var destructive = map.StringList("destructive_tools");
+        var limits = LimitsConfig.Default;
+        if (map.Map("limits") is { } limitMap)
+        {
+            limits = new LimitsConfig(limitMap.Long("max_request_body_bytes", 1024, 256L * 1024 * 1024) ?? limits.MaxRequestBodyBytes);
+            limitMap.RejectUnknownKeys();
+        }
+
+        map.RejectUnknownKeys();
+        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits);
+    }
+
+    private static ProviderConfig ReadProvider(YamlMap map)
+    {
+        var name = map.String("name", required: true) ?? "";
+        var type = map.Enum("type", ProviderTypes, required: true) ?? ProviderType.Simulated;
+        var baseUrl = ReadUri(map, "base_url");
+        var apiKey = map.Secret("api_key");
+        var headers = map.ValueMap("headers");
+        var simulation = SimulationConfig.Default;
+        if (map.Map("simulate") is { } sim)
+        {
+            simulation = new SimulationConfig(
+                sim.Int("latency_ms", 0, 600_000) ?? 0,
+                sim.Int("chunk_delay_ms", 0, 60_000) ?? 0,
+                sim.Int("fail_with_status", 400, 599));
+            sim.RejectUnknownKeys();
+            if (type != ProviderType.Simulated)
+            {
+                map.Diagnostics.Error(map.LocationOf("simulate"), $"{map.Sub("simulate")}: only a simulated provider takes simulate options");
+            }
+        }
+
+        map.RejectUnknownKeys();
+        return new ProviderConfig(name, type, baseUrl, apiKey, headers, simulation, map.Location);
+    }
+
+    private static ModelConfig ReadModel(YamlMap map)
+    {
+        var name = map.String("name", required: true) ?? "";
+        var provider = map.String("provider", required: true) ?? "";
+        var upstream = map.String("model") ?? name;
+        var price = ModelPrice.Free;
+        if (map.Map("price") is { } priceMap)
+        {
+            price = new ModelPrice(
+                priceMap.Decimal("input_per_million", 0) ?? 0,
+                priceMap.Decimal("output_per_million", 0) ?? 0);
+            priceMap.RejectUnknownKeys();
+        }
+
+        DateOnly? deprecated = null;
+        if (map.String("deprecated_after") is { } dateText)
+        {
+            if (DateOnly.TryParseExact(dateText, "yyyy-MM-dd", out var date))
+            {
+                deprecated = date;
+            }
+            else
+            {
+                map.Diagnostics.Error(map.LocationOf("deprecated_after"), $"{map.Sub("deprecated_after")}: '{dateText}' is not a date; write YYYY-MM-DD");
+            }
+        }
+
+        var kind = map.Enum("type", ModelKinds) ?? ModelKind.Chat;
+        map.RejectUnknownKeys();
+        return new ModelConfig(name, provider, upstream, price, deprecated, kind, map.Location);
+    }
+
+    private static RoutingConfig ReadRouting(YamlMap? map)
+    {
+        if (map is null)
+        {
+            return RoutingConfig.Default;
+        }
+
+        var defaultModel = map.String("virtual_model");
+        var defaultLocation = map.Has("virtual_model") ? map.LocationOf("virtual_model") : (SourceLocation?)null;
+        var virtualModels = map.Sequence("virtual_models").Select(n => YamlMap.From(n, "gateway.routing.virtual_models[]", map.Diagnostics))
+            .Where(m => m is not null).Select(m => ReadVirtualModel(m!)).ToList();
+        var retries = RetryConfig.Default;
+        if (map.Map("retries") is { } r)
+        {
+            retries = new RetryConfig(
+                r.Int("attempts", 0, 10) ?? retries.Attempts,
+                r.IntList("on_status_codes", 100, 599) ?? retries.OnStatusCodes,
+                r.Int("base_delay_ms", 0, 60_000) ?? retries.BaseDelayMs,
+                r.Int("max_delay_ms", 0, 600_000) ?? retries.MaxDelayMs);
+            r.RejectUnknownKeys();
+        }
+
+        var cooldown = CooldownConfig.Default;
+        if (map.Map("cooldown") is { } c)
+        {
+            cooldown = new CooldownConfig(c.Int("failures", 1, 1000) ?? cooldown.Failures, c.Int("seconds", 0, 86_400) ?? cooldown.Seconds);
+            c.RejectUnknownKeys();
+        }
+
+        var timeout = map.Int("request_timeout_ms", 1, 3_600_000) ?? RoutingConfig.Default.RequestTimeoutMs;
+        map.RejectUnknownKeys();
+        return new RoutingConfig(defaultModel, virtualModels, retries, cooldown, timeout, defaultLocation);
+    }
+
+    private static VirtualModelConfig ReadVirtualModel(YamlMap map)
+    {
+        var name = map.String("name", required: true) ?? "";
+        var strategy = map.Enum("strategy", Strategies) ?? RoutingStrategy.Priority;
+        var targets = new List<RouteTarget>();
+        foreach (var node in map.Sequence("targets"))
+        {
+            if (node is YamlScalarNode scalar)
+            {
+                targets.Add(new RouteTarget(scalar.Value ?? "", targets.Count, 1, map.Diagnostics.At(node)));
+                continue;
+            }
+
+            if (YamlMap.From(node, map.Sub("targets[]"), map.Diagnostics) is not { } t)
+            {
+                continue;
+            }
+
+            targets.Add(new RouteTarget(
+                t.String("model", required: true) ?? "",
+                t.Int("priority", 0, 1000) ?? 0,
+                t.Double("weight", 0, 1_000_000) ?? 1,
+                t.Location));
+            t.RejectUnknownKeys();
+        }
+
+        if (targets.Count == 0)
+        {
+            map.Diagnostics.Error(map.Location, $"{map.Path} '{name}': needs at least one target");
+        }
+
+        var fallbackOn = map.IntList("fallback_on", 100, 599) ?? VirtualModelConfig.DefaultFallbackOn;
+        var ttft = map.Int("ttft_timeout_ms", 1, 600_000);
+        var factor = map.Double("latency_factor", 1, 100) ?? 1.5;
+        map.RejectUnknownKeys();
+        return new VirtualModelConfig(name, strategy, targets, fallbackOn, ttft, factor, map.Location);
+    }
+
+    private static CachingConfig ReadCaching(YamlMap map)
+    {
+        var config = new CachingConfig(
+            map.Enum("type", CacheTypes, required: true) ?? CacheType.Exact,
+            map.Double("similarity_threshold", 0, 1) ?? 0.9,
+            map.Enum("namespace_per", CacheNamespaces) ?? CacheNamespace.Agent,
+            map.Duration("ttl") ?? TimeSpan.FromHours(1),
+            map.String("embedding_model"),
+            map.Int("max_entries", 1, 10_000_000) ?? 10_000,
+            map.Bool("cache_tool_calls") ?? false,
+            map.Location);
+        map.RejectUnknownKeys();
+        return config;
+    }
+
+    private static GuardrailsConfig ReadGuardrails(YamlMap? map)
+    {
+        if (map is null)
+        {
+            return GuardrailsConfig.None;
+        }
+
+        var config = new GuardrailsConfig(
+            ReadGuardrailList(map, "llm_input"),
+            ReadGuardrailList(map, "llm_output"),
+            ReadGuardrailList(map, "mcp_pre_tool"),
+            ReadGuardrailList(map, "mcp_post_tool"));
+        map.RejectUnknownKeys();
+        return config;
+    }
+
+    private static List<GuardrailRef> ReadGuardrailList(YamlMap map, string hook)
+    {
+        var result = new List<GuardrailRef>();
+        foreach (var node in map.Sequence(hook))
+        {
+            var location = map.Diagnostics.At(node);
+            if (node is YamlScalarNode { Value: { } name })
+            {
+                CheckGuardrailType(map, location, hook, name);
+                result.Add(new GuardrailRef(name, name, GuardrailAction.Block, null, [], null, 1000, false, location));
+                continue;
+            }
+
+            if (YamlMap.From(node, map.Sub(hook + "[]"), map.Diagnostics) is not { } g)
+            {
+                continue;
+            }
+
+            var type = g.String("type", required: true) ?? "";
+            CheckGuardrailType(map, location, hook, type);
+            result.Add(new GuardrailRef(
+                g.String("name") ?? type,
+                type,
+                g.Enum("action", GuardrailActions) ?? GuardrailAction.Block,
+                g.Double("threshold", 0, 1),
+                g.StringList("patterns"),
+                ReadUri(g, "url"),
+                g.Int("timeout_ms", 1, 60_000) ?? 1000,
+                (g.String("on_error") ?? "block") switch
+                {
+                    "allow" => true,
+                    "block" => false,
+                    var other => ReportOnError(g, other),
+                },
+                location));
+            g.RejectUnknownKeys();
+        }
+
+        return result;
+
+        static bool ReportOnError(YamlMap g, string value)
+        {
+            g.Diagnostics.Error(g.LocationOf("on_error"), $"{g.Sub("on_error")}: '{value}' is not one of allow, block");
+            return false;
+        }
+    }
+
+    private static void CheckGuardrailType(YamlMap map, SourceLocation location, string hook, string type)
+    {
+        if (!GuardrailsConfig.BuiltInTypes.Contains(type))
+        {
+            map.Diagnostics.Error(location, $"{map.Sub(hook)}: unknown guardrail '{type}' (known: {string.Join(", ", GuardrailsConfig.BuiltInTypes)})");
+        }
+    }
+
+    private static BudgetRule? ReadBudget(YamlMap map)
+    {
+        var appliesPer = map.String("applies_per", required: true) ?? "agent";
+        CheckAppliesPer(map, appliesPer);
+        var limitText = map.String("limit", required: true);
+        decimal amount = 0;
+        var window = BudgetWindow.Day;
+        if (limitText is not null)
+        {
+            var match = BudgetLimit().Match(limitText.Replace(" ", "", StringComparison.Ordinal));
+            if (match.Success && Windows.TryGetValue(match.Groups[2].Value, out window))
+            {
+                amount = decimal.Parse(match.Groups[1].Value.Replace("_", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else
+            {
+                map.Diagnostics.Error(map.LocationOf("limit"), $"{map.Sub("limit")}: '{limitText}' is not a budget; write USD/WINDOW such as 50/day (windows: minute, hour, day, week, month)");
+            }
+        }
+
+        var alertAt = map.IntList("alert_at", 1, 1000) ?? [];
+        var mode = map.Enum("mode", PolicyModes) ?? PolicyMode.Enforce;
+        map.RejectUnknownKeys();
+        return new BudgetRule(appliesPer, amount, window, alertAt, mode, map.Location);
+    }
+
+    private static RateLimitRule ReadRateLimit(YamlMap map)
+    {
+        var appliesPer = map.String("applies_per", required: true) ?? "agent";
+        CheckAppliesPer(map, appliesPer);
+        var rule = new RateLimitRule(
+            appliesPer,
+            map.Long("requests_per_minute", 1),
+            map.Long("requests_per_hour", 1),
+            map.Long("requests_per_day", 1),
+            map.Long("tokens_per_minute", 1),
+            map.Long("tokens_per_hour", 1),
+            map.Long("tokens_per_day", 1),
+            map.Location);
+        if (rule is { RequestsPerMinute: null, RequestsPerHour: null, RequestsPerDay: null, TokensPerMinute: null, TokensPerHour: null, TokensPerDay: null })
+        {
+            map.Diagnostics.Error(map.Location, $"{map.Path}: a rate limit needs at least one of requests_per_minute/hour/day or tokens_per_minute/hour/day");
+        }
+
+        map.RejectUnknownKeys();
+        return rule;
+    }
+
+    private static void CheckAppliesPer(YamlMap map, string appliesPer)
+    {
+        if (appliesPer is not ("agent" or "team" or "model" or "virtual_model")
+            && !(appliesPer.StartsWith("metadata.", StringComparison.Ordinal) && appliesPer.Length > "metadata.".Length))
+        {
+            map.Diagnostics.Error(map.LocationOf("applies_per"), $"{map.Sub("applies_per")}: '{appliesPer}' is not one of agent, team, model, virtual_model, metadata.KEY");
+        }
+    }
+
+    private static McpServerConfig ReadMcpServer(YamlMap map)
+    {
+        var name = map.String("name", required: true) ?? "";
+        var transport = map.Enum("transport", Transports) ?? (map.Has("command") ? McpTransport.Stdio : McpTransport.Http);
+        var url = ReadUri(map, "url");
+        var command = map.StringList("command");
+        var env = map.ValueMap("env");
+        var auth = McpAuthConfig.None;
+        if (map.Map("auth") is { } a)
+        {
+            auth = new McpAuthConfig(a.Enum("type", AuthTypes) ?? McpAuthType.Bearer, a.Secret("token"), a.String("header"));
+            a.RejectUnknownKeys();
+            if (auth.Type != McpAuthType.None && auth.Token is null)
+            {
+                map.Diagnostics.Error(a.Location, $"{a.Path}: {auth.Type.ToString().ToLowerInvariant()} auth needs token: \"${{env:NAME}}\"");
+            }
+
+            if (auth.Type == McpAuthType.Header && string.IsNullOrEmpty(auth.HeaderName))
+            {
+                map.Diagnostics.Error(a.Location, $"{a.Path}: header auth needs header: NAME");
+            }
+        }
+
+        if (transport == McpTransport.Http && url is null && map.Has("url") is false)
+        {
+            map.Diagnostics.Error(map.Location, $"mcp_server '{name}': transport http needs url");
+        }
+
+        if (transport == McpTransport.Stdio && command.Count == 0)
+        {
+            map.Diagnostics.Error(map.Location, $"mcp_server '{name}': transport stdio needs command: [program, args...]");
+        }
+
+        map.RejectUnknownKeys();
+        return new McpServerConfig(name, transport, url, command, env, auth, map.Location);
+    }
+
+    private static AgentConfig ReadAgent(YamlMap map)
+    {
+        var name = map.String("name", required: true) ?? "";
+        var owner = map.String("owner", required: true) ?? "";
+        var description = map.String("description");
+        var model = map.String("model");
+        var instructions = map.String("instructions") is { } i ? VersionedRef.Parse(i) : null;
+        var skills = map.StringList("skills").Select(VersionedRef.Parse).ToList();
+        var grants = new List<McpGrant>();
+        foreach (var node in map.Sequence("mcp_servers"))
+        {
+            if (node is YamlScalarNode { Value: { } server })
+            {
+                grants.Add(new McpGrant(server, [], map.Diagnostics.At(node)));
+            }
+            else if (YamlMap.From(node, map.Sub("mcp_servers[]"), map.Diagnostics) is { } g)
+            {
+                grants.Add(new McpGrant(g.String("server", required: true) ?? "", g.StringList("tools"), g.Location));
+                g.RejectUnknownKeys();
+            }
+        }
+
+        var subagents = map.StringList("subagents");
+        var harness = HarnessConfig.Default;
+        if (map.Map("harness") is { } h)
+        {
+            harness = new HarnessConfig(
+                h.Int("max_steps", 1, 100_000) ?? harness.MaxSteps,
+                h.Long("max_tokens_per_run", 1) ?? harness.MaxTokensPerRun,
+                h.Int("timeout_seconds", 1, 7 * 86_400) ?? harness.TimeoutSeconds);
+            h.RejectUnknownKeys();
+        }
+
+        TriggerConfig? trigger = null;
+        if (map.Map("trigger") is { } t)
+        {
+            trigger = new TriggerConfig(t.String("schedule"), t.String("timezone"));
+            t.RejectUnknownKeys();
+        }
+
+        var owns = map.StringList("owns");
+        var metadata = map.StringMap("metadata");
+        map.RejectUnknownKeys();
+        return new AgentConfig(name, owner, description, model, instructions, skills, grants, subagents, harness, trigger, owns, metadata, map.Location);
+    }
+
+    private static Uri? ReadUri(YamlMap map, string key)
+    {
+        var text = map.String(key);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+        {
+            return uri;
+        }
+
+        map.Diagnostics.Error(map.LocationOf(key), $"{map.Sub(key)}: '{text}' is not an absolute http(s) URL");
+        return null;
+    }
+
+    private static string StripMarks(string message) => MarkSuffix().Replace(message, "");
+
+    [GeneratedRegex(@"^\$?([0-9][0-9_]*(?:\.[0-9]+)?)/(minute|hour|day|week|month)$")]
+    private static partial Regex BudgetLimit();
+
+    [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ")]
+    private static partial Regex MarkSuffix();
+
+    // Well-known credential shapes (OpenAI, Anthropic, GitHub, AWS, Slack, Stripe, private keys).
+    [GeneratedRegex(@"(sk-(ant-|proj-)?[A-Za-z0-9_\-]{20,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----)")]
+    private static partial Regex LiteralCredential();
+}

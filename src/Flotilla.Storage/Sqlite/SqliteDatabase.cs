@@ -1,0 +1,77 @@
+using Microsoft.Data.Sqlite;
+
+namespace Flotilla.Storage.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file in the data directory, WAL mode so readers never wait for the batch writer.
+/// </summary>
+public sealed class SqliteDatabase
+{
+    private const string Schema = """
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = NORMAL;
+        CREATE TABLE IF NOT EXISTS traces (
+            id TEXT PRIMARY KEY,
+            started_at INTEGER NOT NULL,
+            operation TEXT NOT NULL,
+            agent TEXT,
+            team TEXT,
+            metadata TEXT,
+            requested_model TEXT,
+            final_target TEXT,
+            stream INTEGER NOT NULL,
+            fell_back INTEGER NOT NULL,
+            attempts TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_usd TEXT NOT NULL,
+            ttft_ms REAL,
+            latency_ms REAL NOT NULL,
+            error_code TEXT,
+            error TEXT,
+            cache TEXT
+        );
+        CREATE INDEX IF NOT EXISTS traces_started ON traces (started_at DESC);
+        CREATE INDEX IF NOT EXISTS traces_agent_started ON traces (agent, started_at DESC);
+        CREATE TABLE IF NOT EXISTS agent_keys (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        );
+        """;
+
+    public SqliteDatabase(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        Path = System.IO.Path.Combine(dataDirectory, "flotilla.db");
+        ConnectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+        }.ToString();
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = Schema;
+        command.ExecuteNonQuery();
+    }
+
+    public string Path { get; }
+
+    public string ConnectionString { get; }
+
+    public SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(ConnectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA busy_timeout = 5000;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+}

@@ -1,0 +1,43 @@
+namespace Flotilla.Storage.Traces;
+
+/// <summary>
+/// One gateway call, written once when the call ends. Holds no key, no Authorization header and no prompt
+/// text: who called, what was routed where, what it cost and how long it took.
+/// </summary>
+public sealed record TraceRecord
+{
+    public required string Id { get; init; }
+    public required DateTimeOffset StartedAt { get; init; }
+    /// <summary>chat, embeddings.</summary>
+    public required string Operation { get; init; }
+    public string? Agent { get; init; }
+    public string? Team { get; init; }
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+    /// <summary>The model the caller asked for (a virtual model or a model).</summary>
+    public string? RequestedModel { get; init; }
+    /// <summary>The model that answered, when one did.</summary>
+    public string? FinalTarget { get; init; }
+    public bool Stream { get; init; }
+    public bool FellBack { get; init; }
+    public IReadOnlyList<TraceAttempt> Attempts { get; init; } = [];
+    public int Status { get; init; }
+    public long InputTokens { get; init; }
+    public long OutputTokens { get; init; }
+    public decimal CostUsd { get; init; }
+    /// <summary>Milliseconds from the request's arrival to the first byte sent to the caller.</summary>
+    public double? TtftMs { get; init; }
+    public double LatencyMs { get; init; }
+    /// <summary>Stable error code (OpenAI error <c>code</c>) when the call failed.</summary>
+    public string? ErrorCode { get; init; }
+    public string? Error { get; init; }
+    /// <summary>hit, miss or null when caching did not apply.</summary>
+    public string? Cache { get; init; }
+}
+
+/// <summary>One try of one target within a call.</summary>
+/// <param name="Status">HTTP status from the upstream; 0 for a connection failure or timeout.</param>
+/// <param name="Outcome">ok, status, connect_error, ttft_timeout, timeout, invalid_response, broken_stream, skipped_cooldown.</param>
+public sealed record TraceAttempt(string Target, string Provider, int Status, string Outcome, double LatencyMs, string? Error = null);
+
+/// <summary>A query over traces; every field narrows.</summary>
+public sealed record TraceQuery(string? Agent = null, DateTimeOffset? Since = null, int Limit = 50, string? Id = null);
