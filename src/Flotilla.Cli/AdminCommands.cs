@@ -1,0 +1,219 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+
+namespace Flotilla.Cli;
+
+/// <summary>Commands that operate a running server through its admin API.</summary>
+internal static class AdminCommands
+{
+    private static readonly Option<string> Server = new("--server")
+    {
+        Description = "The Flotilla server",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("FLOTILLA_SERVER") ?? "http://127.0.0.1:8080",
+        Recursive = true,
+    };
+
+    private static readonly Option<string> Data = new("--data")
+    {
+        Description = "Data directory of a local server, to find its generated admin token when FLOTILLA_ADMIN_TOKEN is unset",
+        DefaultValueFactory = _ => ".flotilla",
+        Recursive = true,
+    };
+
+    private static readonly Option<bool> Json = new("--json") { Description = "Print the raw JSON", Recursive = true };
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Traces();
+        yield return Keys();
+        yield return Agents();
+        yield return Targets();
+    }
+
+    private static Command Traces()
+    {
+        var agent = new Option<string?>("--agent") { Description = "Only this agent's calls" };
+        var since = new Option<string?>("--since") { Description = "How far back: 30m, 24h, 7d or an ISO 8601 time" };
+        var limit = new Option<int>("--limit") { Description = "At most this many (newest first)", DefaultValueFactory = _ => 20 };
+        var command = new Command("traces", "Show recent gateway calls") { agent, since, limit, Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var query = $"api/traces?limit={parse.GetValue(limit)}";
+            if (parse.GetValue(agent) is { } a) query += $"&agent={Uri.EscapeDataString(a)}";
+            if (parse.GetValue(since) is { } s) query += $"&since={Uri.EscapeDataString(s)}";
+            using var result = await client.SendAsync(HttpMethod.Get, query, null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var table = new Table().Border(TableBorder.Simple)
+                .AddColumns("time (UTC)", "agent", "model", "attempts", "status", "tokens in/out", "cost $", "ttft ms", "total ms", "trace id");
+            foreach (var t in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                var attempts = t.GetProperty("attempts").EnumerateArray()
+                    .Select(x => $"{x.GetProperty("target").GetString()}:{(x.GetProperty("outcome").GetString() == "status" ? x.GetProperty("status").GetInt32().ToString(CultureInfo.InvariantCulture) : x.GetProperty("outcome").GetString())}");
+                table.AddRow(
+                    Markup.Escape(t.GetProperty("started_at").GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)),
+                    Markup.Escape(Str(t, "agent")),
+                    Markup.Escape(Str(t, "requested_model")),
+                    Markup.Escape(string.Join(" → ", attempts)),
+                    t.GetProperty("status").GetInt32() is var code && code < 400 ? code.ToString(CultureInfo.InvariantCulture) : $"[red]{code}[/]",
+                    $"{t.GetProperty("input_tokens").GetInt64()}/{t.GetProperty("output_tokens").GetInt64()}",
+                    t.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture),
+                    t.TryGetProperty("ttft_ms", out var ttft) ? ttft.GetDouble().ToString("0.0", CultureInfo.InvariantCulture) : "",
+                    t.GetProperty("latency_ms").GetDouble().ToString("0.0", CultureInfo.InvariantCulture),
+                    Markup.Escape(t.GetProperty("id").GetString()!));
+            }
+
+            AnsiConsole.Write(table);
+        }));
+        return command;
+    }
+
+    private static Command Keys()
+    {
+        var agent = new Argument<string>("agent") { Description = "A registered agent" };
+        var create = new Command("create", "Issue a new agent key (shown once)") { agent, Server, Data, Json };
+        create.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var body = JsonSerializer.Serialize(parse.GetValue(agent), CliJson.Default.String);
+            using var result = await client.SendAsync(HttpMethod.Post, "api/keys", $"{{\"agent\":{body}}}", ct);
+            if (!Print(parse, result))
+            {
+                Console.WriteLine($"Key for agent '{result.RootElement.GetProperty("agent").GetString()}' (shown once; Flotilla keeps only its hash):");
+                Console.WriteLine($"  {result.RootElement.GetProperty("key").GetString()}");
+            }
+        }));
+        var list = new Command("list", "List active keys (prefixes only)") { Server, Data, Json };
+        list.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, "api/keys", null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("id", "agent", "prefix", "created (UTC)");
+            foreach (var k in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                table.AddRow(Markup.Escape(Str(k, "id")), Markup.Escape(Str(k, "agent")), Markup.Escape(Str(k, "prefix") + "…"),
+                    k.GetProperty("created_at").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture));
+            }
+
+            AnsiConsole.Write(table);
+        }));
+        var id = new Argument<string>("id") { Description = "Key id (from keys list)" };
+        var revoke = new Command("revoke", "Revoke a key at once") { id, Server, Data };
+        revoke.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var _ = await client.SendAsync(HttpMethod.Delete, $"api/keys/{Uri.EscapeDataString(parse.GetValue(id)!)}", null, ct);
+            Console.WriteLine($"revoked {parse.GetValue(id)}");
+        }));
+        return new Command("keys", "Manage agent keys") { create, list, revoke };
+    }
+
+    private static Command Agents()
+    {
+        var command = new Command("agents", "List the registered agents") { Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, "api/agents", null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("agent", "owner", "model", "schedule", "mcp servers", "owns", "keys");
+            foreach (var a in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                table.AddRow(Markup.Escape(Str(a, "name")), Markup.Escape(Str(a, "owner")), Markup.Escape(Str(a, "model")), Markup.Escape(Str(a, "schedule")),
+                    Markup.Escape(string.Join(", ", a.GetProperty("mcp_servers").EnumerateArray().Select(x => x.GetString()))),
+                    Markup.Escape(string.Join(", ", a.GetProperty("owns").EnumerateArray().Select(x => x.GetString()))),
+                    a.GetProperty("keys").GetInt32().ToString(CultureInfo.InvariantCulture));
+            }
+
+            AnsiConsole.Write(table);
+        }));
+        return command;
+    }
+
+    private static Command Targets()
+    {
+        var command = new Command("targets", "Show model targets' health: failures, cooldown, time per token") { Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, "api/targets", null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("model", "provider", "failures in a row", "cooling until (UTC)", "ms/token");
+            foreach (var t in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                table.AddRow(Markup.Escape(Str(t, "model")), Markup.Escape(Str(t, "provider")),
+                    t.GetProperty("consecutive_failures").GetInt32().ToString(CultureInfo.InvariantCulture),
+                    t.TryGetProperty("cooling_until", out var until) ? until.GetDateTimeOffset().UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture) : "",
+                    t.TryGetProperty("ms_per_token", out var speed) ? speed.GetDouble().ToString("0.00", CultureInfo.InvariantCulture) : "");
+            }
+
+            AnsiConsole.Write(table);
+        }));
+        return command;
+    }
+
+    private static string Str(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
+
+    private static bool Print(ParseResult parse, JsonDocument result)
+    {
+        if (!parse.GetValue(Json))
+        {
+            return false;
+        }
+
+        Console.WriteLine(JsonSerializer.Serialize(result.RootElement, CliJson.Default.JsonElement));
+        return true;
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken, Func<AdminClient, Task> action)
+    {
+        if (Console.IsOutputRedirected)
+        {
+            // Piped or captured: do not squeeze tables into 80 columns.
+            AnsiConsole.Profile.Width = 240;
+        }
+
+        var token = AdminClient.FindToken(parse.GetValue(Data)!);
+        if (token is null)
+        {
+            await Console.Error.WriteLineAsync("No admin token: set FLOTILLA_ADMIN_TOKEN (the token `flotilla serve` printed at first start).");
+            return 2;
+        }
+
+        if (!Uri.TryCreate(parse.GetValue(Server)!.TrimEnd('/') + "/", UriKind.Absolute, out var server))
+        {
+            await Console.Error.WriteLineAsync($"--server '{parse.GetValue(Server)}' is not a URL");
+            return 2;
+        }
+
+        using var client = new AdminClient(server, token);
+        try
+        {
+            await action(client);
+            return 0;
+        }
+        catch (CliException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message);
+            return 1;
+        }
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(JsonElement))]
+internal sealed partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,12 @@
+using System.CommandLine;
+using Flotilla.Cli;
+
+var root = new RootCommand("Flotilla: operate a fleet of unattended AI agent loops.");
+root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(ValidateCommand.Create());
+foreach (var command in AdminCommands.Create())
+{
+    root.Subcommands.Add(command);
+}
+
+return await root.Parse(args).InvokeAsync();

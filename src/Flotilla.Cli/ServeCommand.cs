@@ -1,0 +1,50 @@
+using System.CommandLine;
+using Flotilla.Fleet.Loading;
+using Flotilla.Server.Hosting;
+
+namespace Flotilla.Cli;
+
+/// <summary><c>flotilla serve</c>: load and validate the fleet, then run the server until Ctrl+C.</summary>
+internal static class ServeCommand
+{
+    public const string QuickstartFleet = "examples/quickstart/fleet.yaml";
+
+    public static Command Create()
+    {
+        var fleet = new Option<string?>("--fleet") { Description = "Fleet file (default: ./fleet.yaml if present, else examples/quickstart/fleet.yaml)" };
+        var urls = new Option<string>("--urls") { Description = "Listen address", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var data = new Option<string>("--data") { Description = "Data directory (SQLite, generated admin token)", DefaultValueFactory = _ => ".flotilla" };
+        var verbose = new Option<bool>("--verbose") { Description = "Log at Information level" };
+        var command = new Command("serve", "Run the gateway, admin API and health endpoints") { fleet, urls, data, verbose };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var path = parse.GetValue(fleet) ?? (File.Exists("fleet.yaml") ? "fleet.yaml" : QuickstartFleet);
+            var loaded = FleetLoader.LoadFile(path);
+            if (!loaded.IsValid)
+            {
+                foreach (var error in loaded.Errors)
+                {
+                    await Console.Error.WriteLineAsync(error.ToString());
+                }
+
+                await Console.Error.WriteLineAsync($"{path}: {loaded.Errors.Count} error(s); not starting. Fix them (./flotilla validate {path}) and retry.");
+                return 1;
+            }
+
+            await using var server = await FlotillaServer.StartAsync(new FlotillaServerOptions
+            {
+                Fleet = loaded.Fleet!,
+                FleetPath = path,
+                Urls = parse.GetValue(urls)!,
+                DataDirectory = parse.GetValue(data)!,
+                LogLevel = parse.GetValue(verbose) ? Microsoft.Extensions.Logging.LogLevel.Information : Microsoft.Extensions.Logging.LogLevel.Warning,
+            }, cancellationToken);
+            var f = loaded.Fleet!;
+            Console.WriteLine($"Flotilla serving {path} ({f.Agents.Count} agents, {f.Gateway.Models.Count} models, {f.Gateway.Routing.VirtualModels.Count} virtual models) on {server.Address}");
+            Console.WriteLine($"  OpenAI-compatible: {server.Address}v1   admin API: {server.Address}api   Ctrl+C stops.");
+            await server.WaitForShutdownAsync(cancellationToken);
+            return 0;
+        });
+        return command;
+    }
+}

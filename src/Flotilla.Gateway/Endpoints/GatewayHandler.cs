@@ -1,0 +1,398 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Flotilla.Fleet;
+using Flotilla.Gateway.Errors;
+using Flotilla.Gateway.Identity;
+using Flotilla.Gateway.Protocol;
+using Flotilla.Gateway.Providers;
+using Flotilla.Gateway.Routing;
+using Flotilla.Gateway.Traces;
+using Flotilla.Storage.Traces;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+
+namespace Flotilla.Gateway.Endpoints;
+
+/// <summary>
+/// The OpenAI-compatible request path: authenticate the agent, read and check the body, route, dispatch, relay the
+/// answer (as it came, or as a stream), and leave one trace. Every error is OpenAI error JSON.
+/// </summary>
+internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys, TraceWriter traces, TimeProvider time, ILogger<GatewayHandler> logger)
+{
+    public const string TraceIdHeader = "X-Flotilla-Trace-Id";
+    public const string TargetHeader = "X-Flotilla-Target";
+    public const string AttemptsHeader = "X-Flotilla-Attempts";
+    public const string MetadataHeader = "X-Flotilla-Metadata";
+
+    private static readonly byte[] DataPrefix = "data: "u8.ToArray();
+    private static readonly byte[] DoneEvent = "data: [DONE]\n\n"u8.ToArray();
+
+    public Task ChatAsync(HttpContext context) => HandleAsync(context, CallKind.Chat);
+
+    public Task EmbeddingsAsync(HttpContext context) => HandleAsync(context, CallKind.Embeddings);
+
+    public async Task ModelsAsync(HttpContext context)
+    {
+        var runtime = fleet.Current;
+        try
+        {
+            Authenticate(context, runtime);
+        }
+        catch (GatewayException e)
+        {
+            await ErrorWriter.WriteAsync(context, e);
+            return;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, GatewayJson.WriterOptions))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("object", "list");
+            writer.WriteStartArray("data");
+            foreach (var route in runtime.Routes.All.OrderBy(r => r.IsVirtual ? 0 : 1).ThenBy(r => r.Name, StringComparer.Ordinal))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("id", route.Name);
+                writer.WriteString("object", "model");
+                writer.WriteNumber("created", 0);
+                writer.WriteString("owned_by", route.IsVirtual ? "flotilla" : route.Members[0].Model.Provider.Config.Name);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        context.Response.ContentType = "application/json";
+        await context.Response.BodyWriter.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
+    }
+
+    private async Task HandleAsync(HttpContext context, CallKind kind)
+    {
+        var runtime = fleet.Current;
+        var startedAt = time.GetUtcNow();
+        var start = time.GetTimestamp();
+        var traceId = NewTraceId();
+        var response = context.Response;
+        response.Headers[TraceIdHeader] = traceId;
+
+        CallerIdentity? caller = null;
+        IReadOnlyDictionary<string, string>? metadata = null;
+        ChatRequest? request = null;
+        Route? route = null;
+        DispatchResult? result = null;
+        GatewayException? error = null;
+        TokenUsage usage = default;
+        double? ttftMs = null;
+        var status = 200;
+        try
+        {
+            caller = Authenticate(context, runtime);
+            metadata = ReadMetadata(context);
+            var body = await ReadBodyAsync(context, runtime.MaxRequestBodyBytes);
+            request = kind == CallKind.Chat ? ChatRequest.ParseChat(body) : ChatRequest.ParseEmbeddings(body);
+            route = ResolveRoute(runtime, request.Model ?? caller.Agent.Model, kind);
+
+            using var deadline = new CancellationTokenSource(runtime.RequestTimeout, time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadline.Token);
+            try
+            {
+                result = await runtime.Dispatcher.DispatchAsync(kind, request, route, linked.Token);
+                await using var reply = result.Reply;
+                response.Headers[AttemptsHeader] = result.AttemptCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                if (result.Target is { } target)
+                {
+                    response.Headers[TargetHeader] = target.Name;
+                }
+
+                if (!reply.IsSuccess)
+                {
+                    if (reply is { Outcome: AttemptOutcome.Status, Status: >= 400 and < 500 and not 429, Body: { } upstreamBody }
+                        && !route.FallbackOn.Contains(reply.Status))
+                    {
+                        // The caller's request was refused upstream: relay the upstream's answer as it is.
+                        status = reply.Status;
+                        error = new GatewayException(reply.Status, "invalid_request_error", ErrorCodes.UpstreamError, reply.Error ?? "upstream refused the request");
+                        response.StatusCode = reply.Status;
+                        response.ContentType = "application/json";
+                        await response.BodyWriter.WriteAsync(upstreamBody, context.RequestAborted);
+                        return;
+                    }
+
+                    throw CallDispatcher.ToCallerError(result, route);
+                }
+
+                if (reply.Stream is { } stream)
+                {
+                    (ttftMs, error) = await RelayStreamAsync(context, stream, start, deadline, linked.Token);
+                    usage = stream.Usage;
+                }
+                else
+                {
+                    usage = reply.Usage;
+                    response.ContentType = "application/json";
+                    response.ContentLength = reply.Body!.Length;
+                    await response.BodyWriter.WriteAsync(reply.Body, context.RequestAborted);
+                    ttftMs = time.GetElapsedTime(start).TotalMilliseconds;
+                }
+
+                fleet.Health.RecordLatency(result.Target!.Name, time.GetElapsedTime(start).TotalMilliseconds, usage.OutputTokens);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+            {
+                throw new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout,
+                    $"The request did not finish within {runtime.RequestTimeout.TotalMilliseconds:0} ms (gateway.routing.request_timeout_ms).");
+            }
+        }
+        catch (GatewayException e)
+        {
+            error = e;
+            status = e.Status;
+            await ErrorWriter.WriteAsync(context, e);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller went away; nothing to answer.
+            status = 499;
+            error = new GatewayException(499, "api_error", "client_closed", "the caller closed the connection");
+        }
+        catch (Exception e)
+        {
+            LogUnexpected(logger, traceId, e);
+            error = new GatewayException(500, "api_error", "internal_error", $"The gateway failed unexpectedly; the trace id is {traceId}.");
+            status = 500;
+            await ErrorWriter.WriteAsync(context, error);
+        }
+        finally
+        {
+            if (caller is not null)
+            {
+                var target = result?.Target;
+                var succeeded = error is null && result?.Reply.IsSuccess == true;
+                await traces.EnqueueAsync(new TraceRecord
+                {
+                    Id = traceId,
+                    StartedAt = startedAt,
+                    Operation = kind == CallKind.Chat ? "chat" : "embeddings",
+                    Agent = caller.Agent.Name,
+                    Team = caller.Agent.Owner,
+                    Metadata = metadata,
+                    RequestedModel = route?.Name ?? request?.Model,
+                    FinalTarget = succeeded ? target?.Name : null,
+                    Stream = request?.Stream ?? false,
+                    FellBack = result?.FellBack ?? false,
+                    Attempts = result?.Attempts ?? [],
+                    Status = error?.Status ?? status,
+                    InputTokens = usage.InputTokens,
+                    OutputTokens = usage.OutputTokens,
+                    CostUsd = target is null ? 0 : target.Config.Price.Cost(usage.InputTokens, usage.OutputTokens),
+                    TtftMs = ttftMs is { } t ? Math.Round(t, 3) : null,
+                    LatencyMs = Math.Round(time.GetElapsedTime(start).TotalMilliseconds, 3),
+                    ErrorCode = error?.Code,
+                    Error = SecretScrubber.Scrub(error?.Message),
+                });
+            }
+        }
+    }
+
+    /// <summary>Writes the primed first chunk, then the rest; a break midway ends the stream with an error event.</summary>
+    private async Task<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
+        HttpContext context, IChunkStream stream, long start, CancellationTokenSource deadline, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        var writer = response.BodyWriter;
+        WriteEvent(writer, stream.Current.Span);
+        await writer.FlushAsync(cancellationToken);
+        var ttft = time.GetElapsedTime(start).TotalMilliseconds;
+        try
+        {
+            while (await stream.ReadAsync(cancellationToken))
+            {
+                WriteEvent(writer, stream.Current.Span);
+                await writer.FlushAsync(cancellationToken);
+            }
+
+            await writer.WriteAsync(DoneEvent, cancellationToken);
+            return (ttft, null);
+        }
+        catch (StreamBrokenException e)
+        {
+            var error = new GatewayException(502, "api_error", ErrorCodes.StreamBroken, $"The answer stopped midway: {e.Message}.");
+            await writer.WriteAsync(ErrorWriter.ToSseEvent(error.Message, error.Type, error.Code), CancellationToken.None);
+            return (ttft, error);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        {
+            var error = new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout, "The stream did not finish within the request timeout.");
+            await writer.WriteAsync(ErrorWriter.ToSseEvent(error.Message, error.Type, error.Code), CancellationToken.None);
+            return (ttft, error);
+        }
+    }
+
+    private static void WriteEvent(PipeWriter writer, ReadOnlySpan<byte> payload)
+    {
+        var span = writer.GetSpan(payload.Length + 8);
+        DataPrefix.CopyTo(span);
+        payload.CopyTo(span[6..]);
+        span[6 + payload.Length] = (byte)'\n';
+        span[7 + payload.Length] = (byte)'\n';
+        writer.Advance(payload.Length + 8);
+    }
+
+    internal CallerIdentity Authenticate(HttpContext context, GatewayRuntime runtime)
+    {
+        var header = context.Request.Headers.Authorization;
+        if (header.Count == 0)
+        {
+            throw new GatewayException(401, "authentication_error", ErrorCodes.MissingKey,
+                "Missing agent key. Send 'Authorization: Bearer <agent key>'; an admin issues keys with POST /api/keys {\"agent\":\"NAME\"}.");
+        }
+
+        var value = header[0].AsSpan();
+        if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new GatewayException(401, "authentication_error", ErrorCodes.InvalidKey, "The Authorization header must be 'Bearer <agent key>'.");
+        }
+
+        if (!keys.TryResolve(value[7..].Trim(), out var record))
+        {
+            throw new GatewayException(401, "authentication_error", ErrorCodes.InvalidKey, "The agent key is not valid (unknown or revoked).");
+        }
+
+        if (!runtime.Agents.TryGetValue(record.Agent, out var agent))
+        {
+            throw new GatewayException(403, "permission_error", ErrorCodes.InvalidKey,
+                $"The key belongs to agent '{record.Agent}', which is no longer in the fleet file.");
+        }
+
+        return new CallerIdentity(agent, record.Id);
+    }
+
+    private static IReadOnlyDictionary<string, string>? ReadMetadata(HttpContext context)
+    {
+        var header = context.Request.Headers[MetadataHeader];
+        if (header.Count == 0 || string.IsNullOrWhiteSpace(header[0]))
+        {
+            return null;
+        }
+
+        const string Rule = "X-Flotilla-Metadata must be a JSON object of strings, e.g. {\"loop\":\"triage\",\"run\":\"42\"} (at most 32 keys, values up to 256 characters).";
+        try
+        {
+            using var document = JsonDocument.Parse(header[0]!);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+            }
+
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.Value.ValueKind != JsonValueKind.String || property.Name.Length > 64 || property.Value.GetString()!.Length > 256 || result.Count >= 32)
+                {
+                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+                }
+
+                result[property.Name] = property.Value.GetString()!;
+            }
+
+            return result;
+        }
+        catch (JsonException)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+        }
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(HttpContext context, long limit)
+    {
+        var request = context.Request;
+        if (request.ContentLength is { } declared && declared > limit)
+        {
+            throw new GatewayException(413, "invalid_request_error", ErrorCodes.BodyTooLarge,
+                $"The request body is {declared} bytes; the limit is {limit} (gateway.limits.max_request_body_bytes).");
+        }
+
+        var reader = request.BodyReader;
+        try
+        {
+            while (true)
+            {
+                var read = await reader.ReadAsync(context.RequestAborted);
+                if (read.Buffer.Length > limit)
+                {
+                    reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+                    throw new GatewayException(413, "invalid_request_error", ErrorCodes.BodyTooLarge,
+                        $"The request body is over the limit of {limit} bytes (gateway.limits.max_request_body_bytes).");
+                }
+
+                if (read.IsCompleted)
+                {
+                    var body = read.Buffer.ToArray();
+                    reader.AdvanceTo(read.Buffer.End);
+                    if (body.Length == 0)
+                    {
+                        throw GatewayException.BadRequest(ErrorCodes.InvalidJson, "The request body is empty; send a JSON object.");
+                    }
+
+                    return body;
+                }
+
+                reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw new GatewayException(413, "invalid_request_error", ErrorCodes.BodyTooLarge,
+                $"The request body is over the limit of {limit} bytes (gateway.limits.max_request_body_bytes).");
+        }
+    }
+
+    private static Route ResolveRoute(GatewayRuntime runtime, string? model, CallKind kind)
+    {
+        Route? route;
+        if (model is null)
+        {
+            route = runtime.Routes.Default ?? throw GatewayException.BadRequest(ErrorCodes.InvalidRequest,
+                "'model' is required: this agent declares no model and the fleet has no gateway.routing.virtual_model default.", "model");
+        }
+        else if (!runtime.Routes.TryGet(model, out route))
+        {
+            var known = string.Join(", ", runtime.Routes.All.Where(r => r.Kind == (kind == CallKind.Chat ? ModelKind.Chat : ModelKind.Embedding))
+                .Select(r => r.Name).Order(StringComparer.Ordinal).Take(20));
+            throw new GatewayException(404, "invalid_request_error", ErrorCodes.ModelNotFound,
+                $"The model '{model}' does not exist in this fleet. Use one of: {known} (GET /v1/models lists them).", "model");
+        }
+
+        var wanted = kind == CallKind.Chat ? ModelKind.Chat : ModelKind.Embedding;
+        if (route.Kind != wanted)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidRequest,
+                $"'{route.Name}' is a{(route.Kind == ModelKind.Embedding ? "n embedding" : " chat")} model; this endpoint needs a{(wanted == ModelKind.Embedding ? "n embedding" : " chat")} model.", "model");
+        }
+
+        return route;
+    }
+
+    private static string NewTraceId()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        return Convert.ToHexStringLower(bytes);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure handling trace {TraceId}")]
+    private static partial void LogUnexpected(ILogger logger, string traceId, Exception exception);
+}
+
+/// <summary>Who is calling: the registered agent behind the presented key.</summary>
+internal sealed record CallerIdentity(AgentConfig Agent, string KeyId);

@@ -1,0 +1,26 @@
+using Flotilla.Fleet;
+using Flotilla.Gateway.Endpoints;
+using Flotilla.Gateway.Identity;
+using Flotilla.Gateway.Providers;
+using Flotilla.Gateway.Traces;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Flotilla.Gateway;
+
+public static class GatewayServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the AI gateway for <paramref name="fleet"/>. Needs an <see cref="Storage.Traces.ITraceStore"/>,
+    /// an <see cref="Storage.Keys.IAgentKeyStore"/> and a <see cref="TimeProvider"/> in the container.
+    /// </summary>
+    public static IServiceCollection AddAiGateway(this IServiceCollection services, FleetConfig fleet)
+    {
+        services.AddSingleton(_ => UpstreamHttp.CreateInvoker());
+        services.AddSingleton(sp => new FleetState(fleet, sp.GetRequiredService<HttpMessageInvoker>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<AgentKeyRing>();
+        services.AddSingleton<TraceWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<TraceWriter>());
+        services.AddSingleton<GatewayHandler>();
+        return services;
+    }
+}

@@ -1,0 +1,249 @@
+using System.Text;
+using System.Text.Json;
+using Flotilla.Gateway.Errors;
+
+namespace Flotilla.Gateway.Protocol;
+
+/// <summary>
+/// A chat or embeddings request body, scanned once with <see cref="Utf8JsonReader"/> (which also validates the JSON):
+/// the gateway needs only a few top-level fields on the hot path, and forwards the original bytes to
+/// OpenAI-compatible upstreams with just the model replaced. Providers that translate use <see cref="Document"/>.
+/// </summary>
+internal sealed class ChatRequest
+{
+    private static readonly byte[] ModelProperty = "model"u8.ToArray();
+    private JsonDocument? _document;
+
+    private ChatRequest(byte[] body)
+    {
+        Body = body;
+    }
+
+    public byte[] Body { get; }
+
+    public string? Model { get; private set; }
+
+    /// <summary>Offset and length in <see cref="Body"/> of the model's JSON string (quotes included); length 0 when absent.</summary>
+    public (int Start, int Length) ModelToken { get; private set; }
+
+    public bool Stream { get; private set; }
+
+    /// <summary>The caller asked for the usage chunk (<c>stream_options.include_usage</c>).</summary>
+    public bool IncludeUsage { get; private set; }
+
+    public bool HasStreamOptions { get; private set; }
+
+    public long? MaxTokens { get; private set; }
+
+    public bool HasTools { get; private set; }
+
+    public JsonElement Document => (_document ??= JsonDocument.Parse(Body)).RootElement;
+
+    /// <summary>Scans a chat completions body; throws <see cref="GatewayException"/> (400) on malformed input.</summary>
+    public static ChatRequest ParseChat(byte[] body) => Parse(body, requireMessages: true);
+
+    /// <summary>Scans an embeddings body: <c>input</c> is required instead of <c>messages</c>.</summary>
+    public static ChatRequest ParseEmbeddings(byte[] body) => Parse(body, requireMessages: false);
+
+    private static ChatRequest Parse(byte[] body, bool requireMessages)
+    {
+        var request = new ChatRequest(body);
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 128 });
+        var sawRequired = false;
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, "The request body must be a JSON object.");
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals(ModelProperty))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Null)
+                    {
+                        continue;
+                    }
+
+                    Expect(ref reader, JsonTokenType.String, "model", "a string");
+                    request.Model = reader.GetString();
+                    var start = (int)reader.TokenStartIndex;
+                    request.ModelToken = (start, (int)reader.BytesConsumed - start);
+                }
+                else if (reader.ValueTextEquals("stream"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType is JsonTokenType.True or JsonTokenType.False)
+                    {
+                        request.Stream = reader.GetBoolean();
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, "'stream' must be true or false.", "stream");
+                    }
+                }
+                else if (reader.ValueTextEquals("stream_options"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Null)
+                    {
+                        continue;
+                    }
+
+                    Expect(ref reader, JsonTokenType.StartObject, "stream_options", "an object");
+                    request.HasStreamOptions = true;
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var isIncludeUsage = reader.ValueTextEquals("include_usage"u8);
+                        reader.Read();
+                        if (isIncludeUsage && reader.TokenType is JsonTokenType.True)
+                        {
+                            request.IncludeUsage = true;
+                        }
+
+                        reader.Skip();
+                    }
+                }
+                else if (reader.ValueTextEquals("max_tokens"u8) || reader.ValueTextEquals("max_completion_tokens"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var max) && max > 0)
+                    {
+                        request.MaxTokens = max;
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, "'max_tokens' must be a positive integer.", "max_tokens");
+                    }
+                }
+                else if (requireMessages && reader.ValueTextEquals("messages"u8))
+                {
+                    reader.Read();
+                    Expect(ref reader, JsonTokenType.StartArray, "messages", "an array of message objects");
+                    var count = 0;
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        if (reader.TokenType != JsonTokenType.StartObject)
+                        {
+                            throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, $"'messages[{count}]' must be an object with 'role' and 'content'.", $"messages[{count}]");
+                        }
+
+                        reader.Skip();
+                        count++;
+                    }
+
+                    if (count == 0)
+                    {
+                        throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, "'messages' must contain at least one message.", "messages");
+                    }
+
+                    sawRequired = true;
+                }
+                else if (!requireMessages && reader.ValueTextEquals("input"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.StartArray))
+                    {
+                        throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, "'input' must be a string or an array of strings.", "input");
+                    }
+
+                    reader.Skip();
+                    sawRequired = true;
+                }
+                else if (reader.ValueTextEquals("tools"u8))
+                {
+                    reader.Read();
+                    request.HasTools = reader.TokenType == JsonTokenType.StartArray;
+                    reader.Skip();
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                throw GatewayException.BadRequest(ErrorCodes.InvalidJson, "The request body is not valid JSON: unexpected content after the top-level object.");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidJson,
+                $"The request body is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}). Send one JSON object.");
+        }
+
+        if (!sawRequired)
+        {
+            var name = requireMessages ? "messages" : "input";
+            throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, $"'{name}' is required.", name);
+        }
+
+        return request;
+    }
+
+    private static void Expect(ref Utf8JsonReader reader, JsonTokenType type, string param, string what)
+    {
+        if (reader.TokenType != type)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, $"'{param}' must be {what}.", param);
+        }
+    }
+
+    /// <summary>
+    /// The body with the model replaced and, when <paramref name="forceUsage"/>, <c>stream_options.include_usage</c> added, as
+    /// segments to write without copying the original.
+    /// </summary>
+    public BodySegments RewriteForUpstream(string upstreamModel, bool forceUsage)
+    {
+        var modelJson = JsonEncodedText.Encode(upstreamModel);
+        var prefix = ReadOnlyMemory<byte>.Empty;
+        if (forceUsage && !HasStreamOptions)
+        {
+            prefix = "{\"stream_options\":{\"include_usage\":true},"u8.ToArray();
+        }
+        else if (forceUsage && !IncludeUsage)
+        {
+            // Rare: stream_options present without include_usage; rewrite through the DOM.
+            var node = System.Text.Json.Nodes.JsonNode.Parse(Body)!.AsObject();
+            node["stream_options"]!.AsObject()["include_usage"] = true;
+            node["model"] = upstreamModel;
+            return new BodySegments(Encoding.UTF8.GetBytes(node.ToJsonString()), default, default, default);
+        }
+
+        var (start, length) = ModelToken;
+        if (length == 0)
+        {
+            // No model in the body: add it after the opening brace.
+            var head = Encoding.UTF8.GetBytes($"{{\"model\":\"{modelJson}\"{(Body.AsSpan(1).TrimStart(" \t\r\n"u8).StartsWith("}"u8) ? "" : ",")}");
+            return prefix.IsEmpty
+                ? new BodySegments(head, Body.AsMemory(1), default, default)
+                : new BodySegments(prefix, head.AsMemory(1), Body.AsMemory(1), default);
+        }
+
+        var quoted = Encoding.UTF8.GetBytes($"\"{modelJson}\"");
+        return prefix.IsEmpty
+            ? new BodySegments(Body.AsMemory(0, start), quoted, Body.AsMemory(start + length), default)
+            : new BodySegments(prefix, Body.AsMemory(1, start - 1), quoted, Body.AsMemory(start + length));
+    }
+}
+
+/// <summary>Up to four byte ranges that together form a request body.</summary>
+internal readonly record struct BodySegments(ReadOnlyMemory<byte> A, ReadOnlyMemory<byte> B, ReadOnlyMemory<byte> C, ReadOnlyMemory<byte> D)
+{
+    public int Length => A.Length + B.Length + C.Length + D.Length;
+
+    public byte[] ToArray()
+    {
+        var result = new byte[Length];
+        var span = result.AsSpan();
+        A.Span.CopyTo(span);
+        B.Span.CopyTo(span[A.Length..]);
+        C.Span.CopyTo(span[(A.Length + B.Length)..]);
+        D.Span.CopyTo(span[(A.Length + B.Length + C.Length)..]);
+        return result;
+    }
+}

@@ -1,0 +1,42 @@
+using System.Text.Json.Serialization;
+using Flotilla.Storage.Traces;
+
+namespace Flotilla.Server.Admin;
+
+internal sealed record IssueKeyRequest(string? Agent);
+
+internal sealed record IssuedKey(string Id, string Agent, string Key, string Prefix, DateTimeOffset CreatedAt, string Note);
+
+internal sealed record KeyInfo(string Id, string Agent, string Prefix, DateTimeOffset CreatedAt);
+
+internal sealed record AgentInfo(
+    string Name, string Owner, string? Description, string? Model, string? Instructions, IReadOnlyList<string> Skills,
+    IReadOnlyList<string> McpServers, IReadOnlyList<string> Subagents, string? Schedule, IReadOnlyList<string> Owns, int Keys);
+
+internal sealed record TargetInfo(string Model, string Provider, int ConsecutiveFailures, DateTimeOffset? CoolingUntil, double? MsPerToken);
+
+internal sealed record ListResponse<T>(IReadOnlyList<T> Data);
+
+internal sealed record AdminError(AdminErrorBody Error);
+
+internal sealed record AdminErrorBody(string Message, string Type, string Code);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = false)]
+[JsonSerializable(typeof(IssueKeyRequest))]
+[JsonSerializable(typeof(IssuedKey))]
+[JsonSerializable(typeof(ListResponse<KeyInfo>))]
+[JsonSerializable(typeof(ListResponse<AgentInfo>))]
+[JsonSerializable(typeof(ListResponse<TraceRecord>))]
+[JsonSerializable(typeof(ListResponse<TargetInfo>))]
+[JsonSerializable(typeof(TraceRecord))]
+[JsonSerializable(typeof(AdminError))]
+internal sealed partial class AdminJson : JsonSerializerContext
+{
+    /// <summary>Like <see cref="Default"/>, with readable text (no \u0027 for an apostrophe).</summary>
+    public static AdminJson Relaxed { get; } = new(new System.Text.Json.JsonSerializerOptions
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
