@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -63,26 +64,49 @@ internal static class UpstreamHttp
     /// <summary>Reads a body up to <paramref name="limit"/> bytes; null when it is longer.</summary>
     public static async Task<byte[]?> ReadBodyAsync(HttpResponseMessage response, int limit, CancellationToken cancellationToken)
     {
-        if (response.Content.Headers.ContentLength is > 0 and var length && length > limit)
+        var declared = response.Content.Headers.ContentLength;
+        if (declared > limit)
         {
             return null;
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        var buffer = new MemoryStream(response.Content.Headers.ContentLength is { } known ? (int)known : 4096);
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        if (declared is { } length)
         {
-            if (buffer.Length + read > limit)
-            {
-                return null;
-            }
-
-            buffer.Write(chunk, 0, read);
+            // The usual case: one exact allocation, read straight into it.
+            var exact = new byte[length];
+            await stream.ReadExactlyAsync(exact, cancellationToken);
+            return exact;
         }
 
-        return buffer.ToArray();
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            var total = 0;
+            int read;
+            while ((read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken)) > 0)
+            {
+                total += read;
+                if (total > limit)
+                {
+                    return null;
+                }
+
+                if (total == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, total).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+            }
+
+            return buffer.AsSpan(0, total).ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     public static async Task<UpstreamReply> FailureAsync(HttpResponseMessage response, string providerName, TimeProvider time, Func<byte[], string?> readMessage, CancellationToken cancellationToken)

@@ -23,7 +23,8 @@ internal sealed class DispatchResult(UpstreamReply reply, RoutedModel? target, L
     /// <summary>Attempts actually sent (cooldown skips excluded).</summary>
     public int AttemptCount => Attempts.Count(a => a.Outcome != "skipped_cooldown");
 
-    public bool FellBack => Target is not null && Attempts.Any(a => a.Target != Target.Name && a.Outcome != "skipped_cooldown");
+    /// <summary>The answer came from a target other than the first of the plan (which failed or was cooling down).</summary>
+    public bool FellBack => Target is not null && Attempts.Any(a => a.Target != Target.Name);
 }
 
 /// <summary>

@@ -83,7 +83,7 @@ internal sealed class AnthropicProvider(ProviderConfig config, HttpMessageInvoke
 
                 try
                 {
-                    var translated = AnthropicTranslator.ToChatCompletion(raw, call.Model.Name, out var usage);
+                    var translated = AnthropicTranslator.ToChatCompletion(raw, call.Model.Name, out var usage, time);
                     return UpstreamReply.Answer(translated, usage);
                 }
                 catch (Exception e) when (e is FormatException or System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException)
