@@ -23,7 +23,7 @@ public sealed record AgentConfig(
     IReadOnlyDictionary<string, string> Metadata,
     SourceLocation Location);
 
-/// <summary>A pinned artifact reference such as <c>./triage.md@v6</c> or <c>triage-runbook@v3</c>.</summary>
+/// <summary>A pinned artifact reference such as <c>./triage.md@v6</c> or <c>triage-runbook@v3</c>; <see cref="Version"/> is null when unpinned.</summary>
 public sealed record VersionedRef(string Name, string? Version)
 {
     public override string ToString() => Version is null ? Name : $"{Name}@{Version}";
@@ -31,7 +31,12 @@ public sealed record VersionedRef(string Name, string? Version)
     public static VersionedRef Parse(string text)
     {
         var at = text.LastIndexOf('@');
-        return at <= 0 ? new VersionedRef(text, null) : new VersionedRef(text[..at], text[(at + 1)..]);
+        if (at <= 0)
+        {
+            return new VersionedRef(text, null);
+        }
+
+        return new VersionedRef(text[..at], at == text.Length - 1 ? null : text[(at + 1)..]);
     }
 }
 

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
+using Cronos;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -56,6 +58,27 @@ public static partial class FleetLoader
         ["week"] = BudgetWindow.Week, ["month"] = BudgetWindow.Month,
     };
 
+    // Keys written in the wrong section get "belongs under X" instead of a bare "unknown key".
+    private static readonly Dictionary<string, string> RoutingKeys = new()
+    {
+        ["virtual_model"] = "gateway.routing", ["virtual_models"] = "gateway.routing", ["retries"] = "gateway.routing",
+        ["cooldown"] = "gateway.routing", ["request_timeout_ms"] = "gateway.routing",
+    };
+
+    private static readonly Dictionary<string, string> GatewayKeys = new()
+    {
+        ["providers"] = "gateway", ["models"] = "gateway", ["caching"] = "gateway", ["guardrails"] = "gateway", ["budgets"] = "gateway",
+        ["rate_limits"] = "gateway", ["alerts"] = "gateway", ["destructive_tools"] = "gateway", ["limits"] = "gateway",
+    };
+
+    private static readonly Dictionary<string, string> AgentMisplacedKeys = new()
+    {
+        ["max_steps"] = "harness", ["max_tokens_per_run"] = "harness", ["timeout_seconds"] = "harness",
+        ["schedule"] = "trigger", ["timezone"] = "trigger",
+    };
+
+    private const string SyntaxHint = "check indentation, quotes and brackets at or just before this position";
+
     /// <summary>Reads and validates a fleet file from disk.</summary>
     public static FleetLoadResult LoadFile(string path)
     {
@@ -77,18 +100,27 @@ public static partial class FleetLoader
     {
         var diagnostics = new FleetDiagnostics(file);
         var stream = new YamlStream();
+        var scanner = new Scanner(new StringReader(yaml));
         try
         {
-            stream.Load(new StringReader(yaml));
+            stream.Load(new Parser(scanner));
         }
         catch (YamlException e)
         {
-            var message = e.InnerException?.Message ?? e.Message;
-            diagnostics.Error(diagnostics.At(e.Start), $"YAML syntax: {StripMarks(message)}");
+            var message = StripMarks(e.InnerException?.Message ?? e.Message).TrimEnd('.');
+            var hint = message.StartsWith("Duplicate key", StringComparison.Ordinal) ? "a key appears once per mapping; merge or remove one" : SyntaxHint;
+            diagnostics.Error(diagnostics.At(e.Start), $"YAML syntax: {message}; {hint}");
+            return new FleetLoadResult(null, diagnostics.Errors);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
+        {
+            // YamlDotNet fails this way on some malformed flow collections; the scanner still knows where it stopped.
+            diagnostics.Error(diagnostics.At(scanner.CurrentPosition), $"YAML syntax: cannot read the text here (an unclosed '[' or '{{' above?); {SyntaxHint}");
             return new FleetLoadResult(null, diagnostics.Errors);
         }
 
         GatewayConfig? gateway = null;
+        SourceLocation? gatewayLocation = null;
         var servers = new List<McpServerConfig>();
         var agents = new List<AgentConfig>();
         foreach (var document in stream.Documents)
@@ -106,39 +138,48 @@ public static partial class FleetLoader
 
             if (root.Node("gateway") is { } gatewayNode)
             {
-                if (gateway is not null)
+                if (gatewayLocation is { } first)
                 {
-                    diagnostics.Error(gatewayNode, "gateway: declared more than once; the fleet has one gateway section");
+                    diagnostics.Error(root.KeyLocationOf("gateway"), $"gateway: declared more than once (first at {first}); the fleet has one gateway section, merge them");
                 }
                 else
                 {
+                    gatewayLocation = root.KeyLocationOf("gateway");
                     gateway = ReadGateway(YamlMap.From(gatewayNode, "gateway", diagnostics));
                 }
             }
 
-            if (root.Map("mcp_server") is { } server)
+            if (root.Node("mcp_server") is { } serverNode
+                && MapOrHint(serverNode, "mcp_server", "a list: for several servers write mcp_servers: [...] or one mcp_server: per document", diagnostics) is { } server)
             {
                 servers.Add(ReadMcpServer(server));
             }
 
-            foreach (var item in root.Sequence("mcp_servers"))
+            if (root.Node("mcp_servers") is { } serversNode)
             {
-                if (YamlMap.From(item, "mcp_servers[]", diagnostics) is { } map)
+                foreach (var (item, index) in ListOrHint(serversNode, "mcp_servers", "for a single server write mcp_server:", diagnostics))
                 {
-                    servers.Add(ReadMcpServer(map));
+                    if (YamlMap.From(item, $"mcp_servers[{index}]", diagnostics) is { } map)
+                    {
+                        servers.Add(ReadMcpServer(map));
+                    }
                 }
             }
 
-            if (root.Map("agent") is { } agent)
+            if (root.Node("agent") is { } agentNode
+                && MapOrHint(agentNode, "agent", "a list: for several agents write agents: [...] or one agent: per document", diagnostics) is { } agent)
             {
                 agents.Add(ReadAgent(agent));
             }
 
-            foreach (var item in root.Sequence("agents"))
+            if (root.Node("agents") is { } agentsNode)
             {
-                if (YamlMap.From(item, "agents[]", diagnostics) is { } map)
+                foreach (var (item, index) in ListOrHint(agentsNode, "agents", "for a single agent write agent:", diagnostics))
                 {
-                    agents.Add(ReadAgent(map));
+                    if (YamlMap.From(item, $"agents[{index}]", diagnostics) is { } map)
+                    {
+                        agents.Add(ReadAgent(map));
+                    }
                 }
             }
 
@@ -147,9 +188,9 @@ public static partial class FleetLoader
 
         foreach (var node in stream.Documents.SelectMany(d => d.AllNodes).OfType<YamlScalarNode>())
         {
-            if (node.Value is { Length: >= 16 } value && LiteralCredential().IsMatch(value))
+            if (node.Value is { Length: >= 16 } value && FleetDiagnostics.LooksLikeCredential(value) && !diagnostics.HasErrorAt(diagnostics.At(node)))
             {
-                diagnostics.Error(node, "this looks like a literal credential; the fleet file holds only references such as \"${env:NAME}\"");
+                diagnostics.Error(node, "this looks like a literal credential; put it in an environment variable, write \"${env:NAME}\" here, and rotate it since it has been written to a file");
             }
         }
 
@@ -166,17 +207,13 @@ public static partial class FleetLoader
             return GatewayConfig.Empty;
         }
 
-        var providers = map.Sequence("providers").Select(n => YamlMap.From(n, "gateway.providers[]", map.Diagnostics))
-            .Where(m => m is not null).Select(m => ReadProvider(m!)).ToList();
-        var models = map.Sequence("models").Select(n => YamlMap.From(n, "gateway.models[]", map.Diagnostics))
-            .Where(m => m is not null).Select(m => ReadModel(m!)).ToList();
+        var providers = Items(map, "providers").Select(ReadProvider).ToList();
+        var models = Items(map, "models").Select(ReadModel).ToList();
         var routing = ReadRouting(map.Map("routing"));
         var caching = map.Map("caching") is { } c ? ReadCaching(c) : null;
         var guardrails = ReadGuardrails(map.Map("guardrails"));
-        var budgets = map.Sequence("budgets").Select(n => YamlMap.From(n, "gateway.budgets[]", map.Diagnostics))
-            .Where(m => m is not null).Select(m => ReadBudget(m!)).OfType<BudgetRule>().ToList();
-        var rateLimits = map.Sequence("rate_limits").Select(n => YamlMap.From(n, "gateway.rate_limits[]", map.Diagnostics))
-            .Where(m => m is not null).Select(m => ReadRateLimit(m!)).ToList();
+        var budgets = Items(map, "budgets").Select(ReadBudget).ToList();
+        var rateLimits = Items(map, "rate_limits").Select(ReadRateLimit).ToList();
         AlertsConfig? alerts = null;
         if (map.Map("alerts") is { } alertMap)
         {
@@ -192,7 +229,7 @@ public static partial class FleetLoader
             limitMap.RejectUnknownKeys();
         }
 
-        map.RejectUnknownKeys();
+        map.RejectUnknownKeys(RoutingKeys);
         return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits);
     }
 
@@ -213,7 +250,7 @@ public static partial class FleetLoader
             sim.RejectUnknownKeys();
             if (type != ProviderType.Simulated)
             {
-                map.Diagnostics.Error(map.LocationOf("simulate"), $"{map.Sub("simulate")}: only a simulated provider takes simulate options");
+                map.Diagnostics.Error(map.KeyLocationOf("simulate"), $"{map.Sub("simulate")}: only a simulated provider takes simulate options; remove it or use type: simulated");
             }
         }
 
@@ -238,7 +275,7 @@ public static partial class FleetLoader
         DateOnly? deprecated = null;
         if (map.String("deprecated_after") is { } dateText)
         {
-            if (DateOnly.TryParseExact(dateText, "yyyy-MM-dd", out var date))
+            if (DateOnly.TryParseExact(dateText, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
             {
                 deprecated = date;
             }
@@ -250,7 +287,9 @@ public static partial class FleetLoader
 
         var kind = map.Enum("type", ModelKinds) ?? ModelKind.Chat;
         map.RejectUnknownKeys();
-        return new ModelConfig(name, provider, upstream, price, deprecated, kind, map.Location);
+        var model = new ModelConfig(name, provider, upstream, price, deprecated, kind, map.Location);
+        map.Diagnostics.Remember(model, "provider", map.LocationOf("provider"));
+        return model;
     }
 
     private static RoutingConfig ReadRouting(YamlMap? map)
@@ -262,8 +301,7 @@ public static partial class FleetLoader
 
         var defaultModel = map.String("virtual_model");
         var defaultLocation = map.Has("virtual_model") ? map.LocationOf("virtual_model") : (SourceLocation?)null;
-        var virtualModels = map.Sequence("virtual_models").Select(n => YamlMap.From(n, "gateway.routing.virtual_models[]", map.Diagnostics))
-            .Where(m => m is not null).Select(m => ReadVirtualModel(m!)).ToList();
+        var virtualModels = Items(map, "virtual_models").Select(ReadVirtualModel).ToList();
         var retries = RetryConfig.Default;
         if (map.Map("retries") is { } r)
         {
@@ -283,7 +321,7 @@ public static partial class FleetLoader
         }
 
         var timeout = map.Int("request_timeout_ms", 1, 3_600_000) ?? RoutingConfig.Default.RequestTimeoutMs;
-        map.RejectUnknownKeys();
+        map.RejectUnknownKeys(GatewayKeys);
         return new RoutingConfig(defaultModel, virtualModels, retries, cooldown, timeout, defaultLocation);
     }
 
@@ -292,7 +330,7 @@ public static partial class FleetLoader
         var name = map.String("name", required: true) ?? "";
         var strategy = map.Enum("strategy", Strategies) ?? RoutingStrategy.Priority;
         var targets = new List<RouteTarget>();
-        foreach (var node in map.Sequence("targets"))
+        foreach (var (node, index) in map.Sequence("targets").Select((n, i) => (n, i)))
         {
             if (node is YamlScalarNode scalar)
             {
@@ -300,22 +338,24 @@ public static partial class FleetLoader
                 continue;
             }
 
-            if (YamlMap.From(node, map.Sub("targets[]"), map.Diagnostics) is not { } t)
+            if (YamlMap.From(node, map.Sub($"targets[{index}]"), map.Diagnostics) is not { } t)
             {
                 continue;
             }
 
-            targets.Add(new RouteTarget(
+            var target = new RouteTarget(
                 t.String("model", required: true) ?? "",
                 t.Int("priority", 0, 1000) ?? 0,
                 t.Double("weight", 0, 1_000_000) ?? 1,
-                t.Location));
+                t.Location);
+            map.Diagnostics.Remember(target, "model", t.LocationOf("model"));
+            targets.Add(target);
             t.RejectUnknownKeys();
         }
 
         if (targets.Count == 0)
         {
-            map.Diagnostics.Error(map.Location, $"{map.Path} '{name}': needs at least one target");
+            map.Diagnostics.Error(map.LocationOf("targets"), $"{map.Path} '{name}': needs at least one target; add targets: [ {{ model: NAME }} ]");
         }
 
         var fallbackOn = map.IntList("fallback_on", 100, 599) ?? VirtualModelConfig.DefaultFallbackOn;
@@ -336,6 +376,7 @@ public static partial class FleetLoader
             map.Int("max_entries", 1, 10_000_000) ?? 10_000,
             map.Bool("cache_tool_calls") ?? false,
             map.Location);
+        map.Diagnostics.Remember(config, "embedding_model", map.LocationOf("embedding_model"));
         map.RejectUnknownKeys();
         return config;
     }
@@ -359,7 +400,7 @@ public static partial class FleetLoader
     private static List<GuardrailRef> ReadGuardrailList(YamlMap map, string hook)
     {
         var result = new List<GuardrailRef>();
-        foreach (var node in map.Sequence(hook))
+        foreach (var (node, index) in map.Sequence(hook).Select((n, i) => (n, i)))
         {
             var location = map.Diagnostics.At(node);
             if (node is YamlScalarNode { Value: { } name })
@@ -369,7 +410,7 @@ public static partial class FleetLoader
                 continue;
             }
 
-            if (YamlMap.From(node, map.Sub(hook + "[]"), map.Diagnostics) is not { } g)
+            if (YamlMap.From(node, map.Sub($"{hook}[{index}]"), map.Diagnostics) is not { } g)
             {
                 continue;
             }
@@ -411,7 +452,7 @@ public static partial class FleetLoader
         }
     }
 
-    private static BudgetRule? ReadBudget(YamlMap map)
+    private static BudgetRule ReadBudget(YamlMap map)
     {
         var appliesPer = map.String("applies_per", required: true) ?? "agent";
         CheckAppliesPer(map, appliesPer);
@@ -423,7 +464,7 @@ public static partial class FleetLoader
             var match = BudgetLimit().Match(limitText.Replace(" ", "", StringComparison.Ordinal));
             if (match.Success && Windows.TryGetValue(match.Groups[2].Value, out window))
             {
-                amount = decimal.Parse(match.Groups[1].Value.Replace("_", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
+                amount = decimal.Parse(match.Groups[1].Value.Replace("_", "", StringComparison.Ordinal), CultureInfo.InvariantCulture);
             }
             else
             {
@@ -480,7 +521,7 @@ public static partial class FleetLoader
         {
             auth = new McpAuthConfig(a.Enum("type", AuthTypes) ?? McpAuthType.Bearer, a.Secret("token"), a.String("header"));
             a.RejectUnknownKeys();
-            if (auth.Type != McpAuthType.None && auth.Token is null)
+            if (auth.Type != McpAuthType.None && !a.Has("token"))
             {
                 map.Diagnostics.Error(a.Location, $"{a.Path}: {auth.Type.ToString().ToLowerInvariant()} auth needs token: \"${{env:NAME}}\"");
             }
@@ -507,27 +548,46 @@ public static partial class FleetLoader
 
     private static AgentConfig ReadAgent(YamlMap map)
     {
+        var diagnostics = map.Diagnostics;
         var name = map.String("name", required: true) ?? "";
+        if (name.Length > 0 && !FleetValidator.IsValidName(name))
+        {
+            diagnostics.Error(map.LocationOf("name"), $"{map.Sub("name")}: '{name}' is not a valid agent name; use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)");
+        }
+
         var owner = map.String("owner", required: true) ?? "";
         var description = map.String("description");
         var model = map.String("model");
-        var instructions = map.String("instructions") is { } i ? VersionedRef.Parse(i) : null;
-        var skills = map.StringList("skills").Select(VersionedRef.Parse).ToList();
+        VersionedRef? instructions = null;
+        if (map.String("instructions") is { } i)
+        {
+            instructions = VersionedRef.Parse(i);
+            CheckPinned(map, map.LocationOf("instructions"), "instructions", instructions);
+        }
+
+        var skills = new List<VersionedRef>();
+        foreach (var (text, location) in map.StringItems("skills"))
+        {
+            var skill = VersionedRef.Parse(text);
+            CheckPinned(map, location, "skills", skill);
+            skills.Add(skill);
+        }
+
         var grants = new List<McpGrant>();
-        foreach (var node in map.Sequence("mcp_servers"))
+        foreach (var (node, index) in map.Sequence("mcp_servers").Select((n, i) => (n, i)))
         {
             if (node is YamlScalarNode { Value: { } server })
             {
-                grants.Add(new McpGrant(server, [], map.Diagnostics.At(node)));
+                grants.Add(new McpGrant(server, [], diagnostics.At(node)));
             }
-            else if (YamlMap.From(node, map.Sub("mcp_servers[]"), map.Diagnostics) is { } g)
+            else if (YamlMap.From(node, map.Sub($"mcp_servers[{index}]"), diagnostics) is { } g)
             {
-                grants.Add(new McpGrant(g.String("server", required: true) ?? "", g.StringList("tools"), g.Location));
+                grants.Add(new McpGrant(g.String("server", required: true) ?? "", g.StringList("tools"), g.LocationOf("server")));
                 g.RejectUnknownKeys();
             }
         }
 
-        var subagents = map.StringList("subagents");
+        var subagentItems = map.StringItems("subagents");
         var harness = HarnessConfig.Default;
         if (map.Map("harness") is { } h)
         {
@@ -542,13 +602,93 @@ public static partial class FleetLoader
         if (map.Map("trigger") is { } t)
         {
             trigger = new TriggerConfig(t.String("schedule"), t.String("timezone"));
+            CheckTrigger(t, trigger);
             t.RejectUnknownKeys();
         }
 
-        var owns = map.StringList("owns");
+        var ownItems = new List<(string Value, SourceLocation Location)>();
+        foreach (var item in map.StringItems("owns"))
+        {
+            if (ownItems.FindIndex(o => o.Value == item.Value) is var first and >= 0)
+            {
+                diagnostics.Error(item.Location, $"{map.Sub("owns")}: '{item.Value}' is listed twice (first at {ownItems[first].Location}); remove one");
+                continue;
+            }
+
+            ownItems.Add(item);
+        }
+
         var metadata = map.StringMap("metadata");
-        map.RejectUnknownKeys();
-        return new AgentConfig(name, owner, description, model, instructions, skills, grants, subagents, harness, trigger, owns, metadata, map.Location);
+        map.RejectUnknownKeys(AgentMisplacedKeys);
+        var agent = new AgentConfig(
+            name, owner, description, model, instructions, skills, grants, subagentItems.Select(s => s.Value).ToList(), harness, trigger,
+            ownItems.Select(o => o.Value).ToList(), metadata, map.Location);
+        diagnostics.Remember(agent, "model", map.LocationOf("model"));
+        for (var n = 0; n < subagentItems.Count; n++)
+        {
+            diagnostics.Remember(agent, $"subagents[{n}]", subagentItems[n].Location);
+        }
+
+        for (var n = 0; n < ownItems.Count; n++)
+        {
+            diagnostics.Remember(agent, $"owns[{n}]", ownItems[n].Location);
+        }
+
+        return agent;
+    }
+
+    private static void CheckPinned(YamlMap map, SourceLocation location, string key, VersionedRef reference)
+    {
+        if (string.IsNullOrEmpty(reference.Version))
+        {
+            map.Diagnostics.Error(location, $"{map.Sub(key)}: '{reference.Name}' is not pinned; write {reference.Name}@VERSION (e.g. {reference.Name}@v1) so that an edit cannot reach this loop unreviewed");
+        }
+    }
+
+    private static void CheckTrigger(YamlMap map, TriggerConfig trigger)
+    {
+        if (trigger.Schedule is { } schedule)
+        {
+            try
+            {
+                CronExpression.Parse(schedule);
+            }
+            catch (CronFormatException e)
+            {
+                map.Diagnostics.Error(map.LocationOf("schedule"), $"{map.Sub("schedule")}: '{schedule}' is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1-5\"): {e.Message}");
+            }
+        }
+
+        if (trigger.TimeZone is { } zone && !TimeZoneInfo.TryFindSystemTimeZoneById(zone, out _))
+        {
+            map.Diagnostics.Error(map.LocationOf("timezone"), $"{map.Sub("timezone")}: '{zone}' is not a known time zone; use an IANA name such as Europe/Berlin or UTC");
+        }
+    }
+
+    /// <summary>Maps each item of a list of mappings, naming it by index in messages (<c>gateway.models[2]</c>).</summary>
+    private static IEnumerable<YamlMap> Items(YamlMap map, string key) =>
+        map.Sequence(key).Select((node, index) => YamlMap.From(node, map.Sub($"{key}[{index}]"), map.Diagnostics)).OfType<YamlMap>();
+
+    private static YamlMap? MapOrHint(YamlNode node, string key, string hintForList, FleetDiagnostics diagnostics)
+    {
+        if (node is YamlSequenceNode)
+        {
+            diagnostics.Error(node, $"{key}: expected a mapping, found {hintForList}");
+            return null;
+        }
+
+        return YamlMap.From(node, key, diagnostics);
+    }
+
+    private static IEnumerable<(YamlNode Node, int Index)> ListOrHint(YamlNode node, string key, string hintForMap, FleetDiagnostics diagnostics)
+    {
+        if (node is YamlSequenceNode sequence)
+        {
+            return sequence.Children.Where(c => !YamlMap.IsNull(c)).Select((c, i) => (c, i));
+        }
+
+        diagnostics.Error(node, $"{key}: expected a list (- item per entry), found {YamlMap.Describe(node)}; {hintForMap}");
+        return [];
     }
 
     private static Uri? ReadUri(YamlMap map, string key)
@@ -575,8 +715,4 @@ public static partial class FleetLoader
 
     [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ")]
     private static partial Regex MarkSuffix();
-
-    // Well-known credential shapes (OpenAI, Anthropic, GitHub, AWS, Slack, Stripe, private keys).
-    [GeneratedRegex(@"(sk-(ant-|proj-)?[A-Za-z0-9_\-]{20,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----)")]
-    private static partial Regex LiteralCredential();
 }

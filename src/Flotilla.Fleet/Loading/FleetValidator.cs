@@ -1,9 +1,11 @@
 using System.Text.RegularExpressions;
-using Cronos;
 
 namespace Flotilla.Fleet.Loading;
 
-/// <summary>Cross-reference checks that need the whole fleet: names, references, ownership, schedules.</summary>
+/// <summary>
+/// Checks that need the whole fleet: unique names, references between sections, artifact ownership.
+/// Checks of a single value (types, ranges, pins, cron) happen while loading, where the YAML node is at hand.
+/// </summary>
 internal static partial class FleetValidator
 {
     public static void Validate(FleetConfig fleet, FleetDiagnostics diagnostics)
@@ -21,9 +23,11 @@ internal static partial class FleetValidator
 
         foreach (var model in gateway.Models)
         {
-            if (!providers.Contains(model.Provider))
+            // An empty name was already reported as a missing required key.
+            if (model.Provider.Length > 0 && !providers.Contains(model.Provider))
             {
-                diagnostics.Error(model.Location, $"model '{model.Name}': provider '{model.Provider}' is not declared under gateway.providers{Known(providers)}");
+                diagnostics.Error(diagnostics.Where(model, "provider", model.Location),
+                    $"model '{model.Name}': provider '{model.Provider}' is not declared under gateway.providers{Known(providers)}; declare it or fix the name");
             }
         }
 
@@ -36,9 +40,15 @@ internal static partial class FleetValidator
 
             foreach (var target in vm.Targets)
             {
+                if (target.Model.Length == 0)
+                {
+                    continue;
+                }
+
                 if (!models.TryGetValue(target.Model, out var model))
                 {
-                    diagnostics.Error(target.Location, $"virtual model '{vm.Name}': target '{target.Model}' is not declared under gateway.models{Known(models.Keys)}");
+                    diagnostics.Error(diagnostics.Where(target, "model", target.Location),
+                        $"virtual model '{vm.Name}': target '{target.Model}' is not declared under gateway.models{Known(models.Keys)}; declare it or fix the name");
                 }
                 else if (model.Kind != ModelKind.Chat && gateway.Routing.VirtualModels.Any(v => v == vm && v.Targets.Any(t => models.TryGetValue(t.Model, out var m) && m.Kind == ModelKind.Chat)))
                 {
@@ -57,18 +67,25 @@ internal static partial class FleetValidator
         if (gateway.Routing.DefaultVirtualModel is { } defaultModel && !IsRoutable(defaultModel))
         {
             diagnostics.Error(gateway.Routing.DefaultLocation ?? new SourceLocation(diagnostics.File, 1, 1),
-                $"gateway.routing.virtual_model: '{defaultModel}' is neither a virtual model nor a model{Known(virtualModels.Concat(models.Keys))}");
+                $"gateway.routing.virtual_model: '{defaultModel}' is neither a virtual model nor a model{Known(virtualModels.Concat(models.Keys))}; declare it or fix the name");
+        }
+        else if (gateway.Routing.DefaultVirtualModel is { } defaultName && models.TryGetValue(defaultName, out var defaultDeclared) && defaultDeclared.Kind == ModelKind.Embedding)
+        {
+            diagnostics.Error(gateway.Routing.DefaultLocation ?? new SourceLocation(diagnostics.File, 1, 1),
+                $"gateway.routing.virtual_model: '{defaultName}' is an embedding model; the default must be a chat model or a virtual model");
         }
 
         if (gateway.Caching is { EmbeddingModel: { } embedding } caching)
         {
             if (!models.TryGetValue(embedding, out var model))
             {
-                diagnostics.Error(caching.Location, $"gateway.caching.embedding_model: '{embedding}' is not declared under gateway.models");
+                diagnostics.Error(diagnostics.Where(caching, "embedding_model", caching.Location),
+                    $"gateway.caching.embedding_model: '{embedding}' is not declared under gateway.models; declare it with type: embedding");
             }
             else if (model.Kind != ModelKind.Embedding)
             {
-                diagnostics.Error(caching.Location, $"gateway.caching.embedding_model: '{embedding}' is not an embedding model (type: embedding)");
+                diagnostics.Error(diagnostics.Where(caching, "embedding_model", caching.Location),
+                    $"gateway.caching.embedding_model: '{embedding}' is a chat model; name a model declared with type: embedding");
             }
         }
 
@@ -106,81 +123,57 @@ internal static partial class FleetValidator
         foreach (var agent in fleet.Agents)
         {
             var label = $"agent '{agent.Name}'";
-            if (agent.Name.Length > 0 && !NamePattern().IsMatch(agent.Name))
-            {
-                diagnostics.Error(agent.Location, $"{label}: names use letters, digits, '.', '_' and '-' (at most 64)");
-            }
-
             if (agent.Model is { } model && !IsRoutable(model))
             {
-                diagnostics.Error(agent.Location, $"{label}: model '{model}' is neither a virtual model nor a model{Known(virtualModels.Concat(models.Keys))}");
+                diagnostics.Error(diagnostics.Where(agent, "model", agent.Location),
+                    $"{label}: model '{model}' is neither a virtual model nor a model{Known(virtualModels.Concat(models.Keys))}; declare it under gateway or fix the name");
+            }
+            else if (agent.Model is { } agentModel && models.TryGetValue(agentModel, out var declared) && declared.Kind == ModelKind.Embedding)
+            {
+                diagnostics.Error(diagnostics.Where(agent, "model", agent.Location),
+                    $"{label}: model '{agentModel}' is an embedding model; a loop needs a chat model or a virtual model");
             }
 
             foreach (var grant in agent.McpServers)
             {
-                if (!servers.Contains(grant.Server))
+                if (grant.Server.Length > 0 && !servers.Contains(grant.Server))
                 {
-                    diagnostics.Error(grant.Location, $"{label}: mcp server '{grant.Server}' is not declared (add an mcp_server document){Known(servers)}");
+                    diagnostics.Error(grant.Location, $"{label}: mcp server '{grant.Server}' is not declared{Known(servers)}; add an mcp_server document or fix the name");
                 }
             }
 
-            foreach (var sub in agent.Subagents)
+            for (var i = 0; i < agent.Subagents.Count; i++)
             {
+                var sub = agent.Subagents[i];
+                var location = diagnostics.Where(agent, $"subagents[{i}]", agent.Location);
                 if (sub == agent.Name)
                 {
-                    diagnostics.Error(agent.Location, $"{label}: cannot be its own subagent");
+                    diagnostics.Error(location, $"{label}: cannot be its own subagent; remove '{sub}' from subagents");
                 }
                 else if (!agents.Contains(sub))
                 {
-                    diagnostics.Error(agent.Location, $"{label}: subagent '{sub}' is not a declared agent{Known(agents)}");
+                    diagnostics.Error(location, $"{label}: subagent '{sub}' is not a declared agent{Known(agents)}; add an agent document or fix the name");
                 }
             }
 
-            foreach (var artifact in agent.Owns)
+            for (var i = 0; i < agent.Owns.Count; i++)
             {
+                var artifact = agent.Owns[i];
                 if (owners.TryGetValue(artifact, out var other))
                 {
-                    diagnostics.Error(agent.Location, $"{label}: artifact '{artifact}' is already owned by agent '{other.Name}' ({other.Location}); an artifact has one owner");
+                    diagnostics.Error(diagnostics.Where(agent, $"owns[{i}]", agent.Location),
+                        $"{label}: artifact '{artifact}' is already owned by agent '{other.Name}' ({other.Location}); an artifact has one owner, remove it from one of them");
                 }
                 else
                 {
                     owners[artifact] = agent;
                 }
             }
-
-            foreach (var reference in agent.Skills.Append(agent.Instructions).OfType<VersionedRef>())
-            {
-                if (reference.Version is null)
-                {
-                    diagnostics.Error(agent.Location, $"{label}: '{reference}' is not pinned; write NAME@VERSION (e.g. {reference.Name}@v1)");
-                }
-            }
-
-            if (agent.Trigger is { Schedule: { } schedule })
-            {
-                try
-                {
-                    CronExpression.Parse(schedule);
-                }
-                catch (CronFormatException e)
-                {
-                    diagnostics.Error(agent.Location, $"{label}: trigger.schedule '{schedule}' is not a cron expression (minute hour day-of-month month day-of-week): {e.Message}");
-                }
-            }
-
-            if (agent.Trigger is { TimeZone: { } zone })
-            {
-                try
-                {
-                    TimeZoneInfo.FindSystemTimeZoneById(zone);
-                }
-                catch (TimeZoneNotFoundException)
-                {
-                    diagnostics.Error(agent.Location, $"{label}: trigger.timezone '{zone}' is not a known time zone (e.g. Europe/Berlin)");
-                }
-            }
         }
     }
+
+    /// <summary>Agent names: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit.</summary>
+    public static bool IsValidName(string name) => NamePattern().IsMatch(name);
 
     private static void CheckNames(IEnumerable<(string Name, SourceLocation Location)> items, string kind, FleetDiagnostics diagnostics)
     {
@@ -194,7 +187,7 @@ internal static partial class FleetValidator
 
             if (seen.TryGetValue(name, out var first))
             {
-                diagnostics.Error(location, $"{kind} '{name}' is declared twice (first at {first})");
+                diagnostics.Error(location, $"{kind} '{name}' is declared twice (first at {first}); rename or remove one");
             }
             else
             {

@@ -38,7 +38,7 @@ internal sealed partial class YamlMap
 
         if (!IsNull(node))
         {
-            diagnostics.Error(node, $"{path}: expected a mapping (key: value pairs), found {Describe(node)}");
+            diagnostics.Error(node, $"{(path.Length == 0 ? "a fleet document" : path)}: expected a mapping (key: value pairs), found {Describe(node)}");
         }
 
         return null;
@@ -66,7 +66,7 @@ internal sealed partial class YamlMap
         {
             if (required)
             {
-                _diagnostics.Error(_node, $"{Sub(key)} is required");
+                _diagnostics.Error(_node, $"{Sub(key)} is required; add {key}: … to {(Path.Length == 0 ? "the document" : Path)}");
             }
 
             return null;
@@ -113,8 +113,7 @@ internal sealed partial class YamlMap
         return null;
     }
 
-    public double? Double(string key, double min = double.MinValue, double max = double.MaxValue) =>
-        (double?)Decimal(key, (decimal)Math.Max(min, (double)decimal.MinValue), (decimal)Math.Min(max, (double)decimal.MaxValue));
+    public double? Double(string key, double min, double max) => (double?)Decimal(key, (decimal)min, (decimal)max);
 
     public decimal? Decimal(string key, decimal min = decimal.MinValue, decimal max = decimal.MaxValue)
     {
@@ -201,14 +200,17 @@ internal sealed partial class YamlMap
         return [];
     }
 
-    public IReadOnlyList<string> StringList(string key)
+    public IReadOnlyList<string> StringList(string key) => StringItems(key).Select(item => item.Value).ToList();
+
+    /// <summary>A list of text values, each with where it was written.</summary>
+    public IReadOnlyList<(string Value, SourceLocation Location)> StringItems(string key)
     {
-        var result = new List<string>();
+        var result = new List<(string, SourceLocation)>();
         foreach (var item in Sequence(key))
         {
             if (Scalar(item, Sub(key)) is { } text)
             {
-                result.Add(text);
+                result.Add((text, _diagnostics.At(item)));
             }
         }
 
@@ -255,7 +257,9 @@ internal sealed partial class YamlMap
             return secret;
         }
 
-        _diagnostics.Error(node, $"{Sub(key)}: literal credentials are not allowed in the fleet file; write \"${{env:NAME}}\" and set NAME in the environment");
+        _diagnostics.Error(node, text.Contains("${", StringComparison.Ordinal)
+            ? $"{Sub(key)}: not a valid reference; write exactly \"${{env:NAME}}\" (NAME: letters, digits and '_', not starting with a digit)"
+            : $"{Sub(key)}: literal credentials are not allowed in the fleet file; put the value in an environment variable and write \"${{env:NAME}}\" here");
         return null;
     }
 
@@ -277,7 +281,19 @@ internal sealed partial class YamlMap
                 continue;
             }
 
-            result[name] = ParseSecret(text) is { } secret ? new ConfigValue(null, secret) : new ConfigValue(text, null);
+            if (ParseSecret(text) is { } secret)
+            {
+                result[name] = new ConfigValue(null, secret);
+                continue;
+            }
+
+            if (text.Contains("${", StringComparison.Ordinal))
+            {
+                _diagnostics.Error(map.LocationOf(name), $"{map.Sub(name)}: a reference must be the whole value, exactly \"${{env:NAME}}\" (NAME: letters, digits, '_'); put any prefix into the environment variable itself");
+                continue;
+            }
+
+            result[name] = new ConfigValue(text, null);
         }
 
         return result;
@@ -320,17 +336,37 @@ internal sealed partial class YamlMap
         return null;
     }
 
+    /// <summary>Where the value of <paramref name="key"/> starts; the mapping itself when the key is absent.</summary>
     public SourceLocation LocationOf(string key) => Find(key) is { } node ? _diagnostics.At(node) : Location;
 
-    public void RejectUnknownKeys()
+    /// <summary>Where <paramref name="key"/> itself is written; the mapping itself when the key is absent.</summary>
+    public SourceLocation KeyLocationOf(string key) =>
+        _node.Children.Keys.FirstOrDefault(k => k is YamlScalarNode { Value: var v } && v == key) is { } keyNode ? _diagnostics.At(keyNode) : Location;
+
+    /// <summary>Reports every key no accessor asked for, with the closest known key or the section it belongs in.</summary>
+    /// <param name="belongsIn">Keys that are valid elsewhere, mapped to the section they belong in (<c>retries</c> → <c>gateway.routing</c>).</param>
+    public void RejectUnknownKeys(IReadOnlyDictionary<string, string>? belongsIn = null)
     {
         foreach (var (keyNode, _) in _node.Children)
         {
             var key = (keyNode as YamlScalarNode)?.Value ?? "";
-            if (!_known.Contains(key))
+            if (_known.Contains(key))
             {
-                var hint = Suggest(key, _known);
-                _diagnostics.Error(keyNode, $"{Sub(key)}: unknown key{(hint is null ? "" : $"; did you mean '{hint}'?")} (known: {string.Join(", ", _known.Order(StringComparer.Ordinal))})");
+                continue;
+            }
+
+            var known = string.Join(", ", _known.Order(StringComparer.Ordinal));
+            if (belongsIn is not null && belongsIn.TryGetValue(key, out var section))
+            {
+                _diagnostics.Error(keyNode, $"{Sub(key)}: this key belongs under {section}; move it there");
+            }
+            else if (Suggest(key, _known) is { } hint)
+            {
+                _diagnostics.Error(keyNode, $"{Sub(key)}: unknown key; did you mean '{hint}'? (known: {known})");
+            }
+            else
+            {
+                _diagnostics.Error(keyNode, $"{Sub(key)}: unknown key; remove it or use one of: {known}");
             }
         }
     }
@@ -370,6 +406,7 @@ internal sealed partial class YamlMap
     {
         YamlMappingNode => "a mapping",
         YamlSequenceNode => "a list",
+        YamlScalarNode { Value: { } v } when FleetDiagnostics.LooksLikeCredential(v) => "a credential-shaped value (not shown)",
         YamlScalarNode { Value: { } v } => $"'{(v.Length > 40 ? v[..40] + "…" : v)}'",
         _ => "nothing",
     };
@@ -385,8 +422,14 @@ internal sealed partial class YamlMap
             _ => $"{min}..{max}",
         };
 
-    private static string? Suggest(string key, IEnumerable<string> known) =>
-        known.Select(k => (k, d: Distance(key, k))).Where(x => x.d <= 2).OrderBy(x => x.d).Select(x => x.k).FirstOrDefault();
+    // Close spellings first (max_token_per_run), then a known key that contains the unknown one or the reverse (max_tokens).
+    private static string? Suggest(string key, IEnumerable<string> known)
+    {
+        var lower = key.ToLowerInvariant().Replace('-', '_');
+        return known.Select(k => (k, d: Distance(lower, k))).Where(x => x.d <= 2).OrderBy(x => x.d).ThenBy(x => x.k, StringComparer.Ordinal).Select(x => x.k).FirstOrDefault()
+            ?? known.Where(k => lower.Length >= 4 && (k.Contains(lower, StringComparison.Ordinal) || lower.Contains(k, StringComparison.Ordinal)))
+                .Order(StringComparer.Ordinal).FirstOrDefault();
+    }
 
     private static int Distance(string a, string b)
     {
