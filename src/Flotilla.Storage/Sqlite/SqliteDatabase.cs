@@ -34,6 +34,24 @@ public sealed class SqliteDatabase
         );
         CREATE INDEX IF NOT EXISTS traces_started ON traces (started_at DESC);
         CREATE INDEX IF NOT EXISTS traces_agent_started ON traces (agent, started_at DESC);
+        CREATE TABLE IF NOT EXISTS usage_hourly (
+            bucket INTEGER NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL,
+            calls INTEGER NOT NULL, errors INTEGER NOT NULL, fallbacks INTEGER NOT NULL, cache_hits INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost_nanos INTEGER NOT NULL,
+            PRIMARY KEY (dimension, bucket, value)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS usage_minute (
+            bucket INTEGER NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL,
+            calls INTEGER NOT NULL, errors INTEGER NOT NULL, fallbacks INTEGER NOT NULL, cache_hits INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost_nanos INTEGER NOT NULL,
+            PRIMARY KEY (dimension, bucket, value)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS alerts (
+            id TEXT PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+            applies_per TEXT, key TEXT, threshold INTEGER, spent_usd TEXT, limit_usd TEXT,
+            window_start INTEGER, window_end INTEGER, delivery TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at DESC);
         CREATE TABLE IF NOT EXISTS agent_keys (
             id TEXT PRIMARY KEY,
             agent TEXT NOT NULL,

@@ -49,8 +49,29 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
             command.ExecuteNonQuery();
         }
 
+        SqliteUsageStore.Accumulate(connection, transaction, batch);
+        PruneMinuteBuckets(connection, transaction, batch[0].StartedAt);
         transaction.Commit();
         return Task.CompletedTask;
+    }
+
+    private long _lastPrune;
+
+    /// <summary>Minute buckets serve only short budget windows; two days of them is plenty.</summary>
+    private void PruneMinuteBuckets(SqliteConnection connection, SqliteTransaction transaction, DateTimeOffset now)
+    {
+        var seconds = now.ToUnixTimeSeconds();
+        if (seconds - _lastPrune < 3600)
+        {
+            return;
+        }
+
+        _lastPrune = seconds;
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "DELETE FROM usage_minute WHERE bucket < $before";
+        command.Parameters.AddWithValue("$before", seconds - (2 * 86_400));
+        command.ExecuteNonQuery();
     }
 
     public Task<IReadOnlyList<TraceRecord>> QueryAsync(TraceQuery query, CancellationToken cancellationToken)

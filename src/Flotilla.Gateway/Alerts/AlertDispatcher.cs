@@ -1,0 +1,139 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Serialization;
+using System.Threading.Channels;
+using Flotilla.Gateway.Budgets;
+using Flotilla.Storage.Alerts;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Flotilla.Gateway.Alerts;
+
+/// <summary>
+/// Takes alerts off the request path: stores each one, then posts it to the fleet's alert webhook when one is
+/// configured, with retries (1 s, 2 s, 4 s, 8 s) and a 5 s timeout per try. A slow or failing webhook never slows a call.
+/// </summary>
+internal sealed partial class AlertDispatcher(IAlertStore store, FleetState fleet, TimeProvider time, ILogger<AlertDispatcher> logger) : BackgroundService
+{
+    private static readonly HttpClient Webhook = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly Channel<AlertRecord> _channel = Channel.CreateBounded<AlertRecord>(new BoundedChannelOptions(10_000)
+    {
+        SingleReader = true,
+        FullMode = BoundedChannelFullMode.DropOldest,
+    });
+
+    public void Publish(BudgetAlert alert)
+    {
+        var rule = alert.Rule;
+        var message = $"{rule.AppliesPer} '{alert.Key}' has spent ${alert.SpentUsd:0.####} of ${rule.LimitUsd:0.##} per {BudgetWindows.Name(rule.Window)} " +
+            $"({alert.Threshold}% threshold; window {alert.WindowStart:yyyy-MM-ddTHH:mm}Z–{alert.WindowEnd:yyyy-MM-ddTHH:mm}Z).";
+        _channel.Writer.TryWrite(new AlertRecord
+        {
+            // Deterministic: the same threshold in the same window is one alert, even across restarts.
+            Id = StableId($"{rule.Location.Line}|{rule.AppliesPer}|{alert.Key}|{alert.WindowStart.ToUnixTimeSeconds()}|{alert.Threshold}"),
+            At = alert.At,
+            Kind = "budget_threshold",
+            Message = message,
+            AppliesPer = rule.AppliesPer,
+            Key = alert.Key,
+            Threshold = alert.Threshold,
+            SpentUsd = decimal.Round(alert.SpentUsd, 6),
+            LimitUsd = rule.LimitUsd,
+            WindowStart = alert.WindowStart,
+            WindowEnd = alert.WindowEnd,
+        });
+    }
+
+    public void PublishWouldBlock(string message, string agent)
+    {
+        _channel.Writer.TryWrite(new AlertRecord
+        {
+            Id = "alr_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            At = time.GetUtcNow(),
+            Kind = "budget_would_block",
+            Message = $"(audit) a call by agent '{agent}' would have been refused: {message}",
+            Key = agent,
+        });
+    }
+
+    internal static string StableId(string text) =>
+        "alr_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)).AsSpan(0, 10));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await foreach (var alert in _channel.Reader.ReadAllAsync(stoppingToken))
+            {
+                var webhook = fleet.Fleet.Gateway.Alerts?.Webhook;
+                var stored = alert with { Delivery = webhook is null ? "none" : "pending" };
+                try
+                {
+                    await store.AddAsync(stored, stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogStoreFailed(logger, alert.Id, e);
+                }
+
+                if (webhook is not null)
+                {
+                    _ = DeliverAsync(webhook, stored, stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task DeliverAsync(Uri webhook, AlertRecord alert, CancellationToken cancellationToken)
+    {
+        var payload = new WebhookPayload(alert.Id, alert.Kind, alert.At, alert.Message, alert.AppliesPer, alert.Key, alert.Threshold,
+            alert.SpentUsd, alert.LimitUsd, alert.WindowStart, alert.WindowEnd);
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            try
+            {
+                if (attempt > 0)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Pow(2, attempt - 1)), time, cancellationToken);
+                }
+
+                using var response = await Webhook.PostAsJsonAsync(webhook, payload, AlertJson.Default.WebhookPayload, cancellationToken);
+                if (response.IsSuccessStatusCode)
+                {
+                    await store.SetDeliveryAsync(alert.Id, "delivered", CancellationToken.None);
+                    return;
+                }
+
+                LogDeliveryRetry(logger, alert.Id, ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture), attempt + 1);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                LogDeliveryRetry(logger, alert.Id, e.Message, attempt + 1);
+            }
+        }
+
+        await store.SetDeliveryAsync(alert.Id, "failed", CancellationToken.None);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Storing alert {Id} failed")]
+    private static partial void LogStoreFailed(ILogger logger, string id, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Alert webhook delivery of {Id} failed ({Reason}), attempt {Attempt}")]
+    private static partial void LogDeliveryRetry(ILogger logger, string id, string reason, int attempt);
+}
+
+internal sealed record WebhookPayload(string Id, string Kind, DateTimeOffset At, string Message, string? AppliesPer, string? Key, int? Threshold,
+    decimal? SpentUsd, decimal? LimitUsd, DateTimeOffset? WindowStart, DateTimeOffset? WindowEnd);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(WebhookPayload))]
+internal sealed partial class AlertJson : JsonSerializerContext;

@@ -1,0 +1,172 @@
+using System.Collections.Concurrent;
+using Flotilla.Fleet;
+using Flotilla.Gateway.Policy;
+
+namespace Flotilla.Gateway.RateLimiting;
+
+/// <summary>
+/// Requests and tokens per minute, hour and day for every <c>rate_limits</c> rule, counted in memory with a sliding
+/// window (the previous window's count weighted by how much of it still overlaps, plus the current window's count):
+/// smooth at window edges, two numbers per key. Tokens are counted as estimated before a call and corrected to the
+/// actual count after it.
+/// </summary>
+internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<CounterKey, SlidingCounter> _counters = new();
+
+    public IReadOnlyList<RateLimitRule> Rules => rules;
+
+    /// <summary>
+    /// Counts one request and <paramref name="estimatedTokens"/> against every matching rule, or refuses without
+    /// counting anything when one of them is over its limit.
+    /// </summary>
+    public RateLimitDecision TryAcquire(in CallSubject subject, long estimatedTokens)
+    {
+        if (rules.Count == 0)
+        {
+            return RateLimitDecision.Allowed;
+        }
+
+        var now = time.GetUtcNow();
+        var taken = new List<(SlidingCounter Counter, bool Tokens, long Amount)>(4);
+        for (var i = 0; i < rules.Count; i++)
+        {
+            var rule = rules[i];
+            if (subject.KeyFor(rule.AppliesPer) is not { } key)
+            {
+                continue;
+            }
+
+            foreach (var (limit, window, tokens) in Limits(rule))
+            {
+                var counter = _counters.GetOrAdd(new CounterKey(i, key, window, tokens), static k => new SlidingCounter(k.Window));
+                var amount = tokens ? estimatedTokens : 1;
+                // Check and count in one step per counter, so concurrent calls cannot all slip under the same limit.
+                if (counter.TryAdd(now, amount, limit) is { } retryAfter)
+                {
+                    foreach (var (earlier, _, earlierAmount) in taken)
+                    {
+                        earlier.Add(now, -earlierAmount);
+                    }
+
+                    var unit = tokens ? "tokens" : "requests";
+                    return new RateLimitDecision(false, retryAfter,
+                        $"Rate limit reached: {limit} {unit} per {WindowName(window)} for {rule.AppliesPer} '{key}' (gateway.rate_limits, line {rule.Location.Line}). Retry after {Math.Ceiling(retryAfter.TotalSeconds):0} s.",
+                        null);
+                }
+
+                taken.Add((counter, tokens, amount));
+            }
+        }
+
+        return taken.Count == 0
+            ? RateLimitDecision.Allowed
+            : new RateLimitDecision(true, TimeSpan.Zero, null, taken.Where(c => c.Tokens).Select(c => c.Counter).ToList());
+    }
+
+    /// <summary>After the call: replaces the token estimate with the actual count.</summary>
+    public void Reconcile(RateLimitDecision decision, long estimatedTokens, long actualTokens)
+    {
+        if (decision.TokenCounters is not { Count: > 0 } counters || actualTokens == estimatedTokens)
+        {
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        foreach (var counter in counters)
+        {
+            counter.Add(now, actualTokens - estimatedTokens);
+        }
+    }
+
+    private static IEnumerable<(long Limit, TimeSpan Window, bool Tokens)> Limits(RateLimitRule rule)
+    {
+        if (rule.RequestsPerMinute is { } rpm) yield return (rpm, TimeSpan.FromMinutes(1), false);
+        if (rule.RequestsPerHour is { } rph) yield return (rph, TimeSpan.FromHours(1), false);
+        if (rule.RequestsPerDay is { } rpd) yield return (rpd, TimeSpan.FromDays(1), false);
+        if (rule.TokensPerMinute is { } tpm) yield return (tpm, TimeSpan.FromMinutes(1), true);
+        if (rule.TokensPerHour is { } tph) yield return (tph, TimeSpan.FromHours(1), true);
+        if (rule.TokensPerDay is { } tpd) yield return (tpd, TimeSpan.FromDays(1), true);
+    }
+
+    private static string WindowName(TimeSpan window) =>
+        window == TimeSpan.FromMinutes(1) ? "minute" : window == TimeSpan.FromHours(1) ? "hour" : "day";
+
+    private readonly record struct CounterKey(int Rule, string Key, TimeSpan Window, bool Tokens);
+
+    /// <summary>Two fixed windows aligned to UTC; the estimate over the trailing window weights the previous one by its overlap.</summary>
+    internal sealed class SlidingCounter(TimeSpan window)
+    {
+        private readonly Lock _lock = new();
+        private long _windowStart = long.MinValue;
+        private long _current;
+        private long _previous;
+
+        /// <summary>Counts <paramref name="amount"/> and returns null when it fits; otherwise counts nothing and returns how long until it would.</summary>
+        public TimeSpan? TryAdd(DateTimeOffset now, long amount, long limit)
+        {
+            lock (_lock)
+            {
+                Roll(now);
+                var elapsed = (double)(now.UtcTicks - _windowStart) / window.Ticks;
+                var used = (_previous * (1 - elapsed)) + _current;
+                if (used + amount <= limit)
+                {
+                    _current += amount;
+                    return null;
+                }
+
+                if (amount > limit)
+                {
+                    // Can never fit in one window: say when the window has fully turned over.
+                    return TimeSpan.FromTicks(window.Ticks - (now.UtcTicks - _windowStart) + window.Ticks);
+                }
+
+                // The previous window's weight drains linearly; find when enough has drained, else wait for the next window.
+                var excess = used + amount - limit;
+                var remaining = window.Ticks - (now.UtcTicks - _windowStart);
+                if (_previous > 0)
+                {
+                    var ticks = excess / _previous * window.Ticks;
+                    if (ticks <= remaining)
+                    {
+                        return TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, (long)Math.Ceiling(ticks)));
+                    }
+                }
+
+                // In the next window the current count becomes the previous one and drains from there.
+                var afterTurn = _current + amount - limit;
+                var extra = _current > 0 && afterTurn > 0 ? (double)afterTurn / _current * window.Ticks : 0;
+                return TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, remaining + (long)Math.Ceiling(extra)));
+            }
+        }
+
+        public void Add(DateTimeOffset now, long amount)
+        {
+            lock (_lock)
+            {
+                Roll(now);
+                _current = Math.Max(0, _current + amount);
+            }
+        }
+
+        private void Roll(DateTimeOffset now)
+        {
+            var start = now.UtcTicks - (now.UtcTicks % window.Ticks);
+            if (start == _windowStart)
+            {
+                return;
+            }
+
+            _previous = start - _windowStart == window.Ticks ? _current : 0;
+            _current = 0;
+            _windowStart = start;
+        }
+    }
+}
+
+/// <summary>Whether a call may go ahead; when not, how long to wait and why.</summary>
+internal sealed record RateLimitDecision(bool IsAllowed, TimeSpan RetryAfter, string? Reason, IReadOnlyList<RateLimitBoard.SlidingCounter>? TokenCounters)
+{
+    public static RateLimitDecision Allowed { get; } = new(true, TimeSpan.Zero, null, null);
+}
