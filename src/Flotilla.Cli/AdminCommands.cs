@@ -30,7 +30,86 @@ internal static class AdminCommands
         yield return Keys();
         yield return Agents();
         yield return Targets();
+        yield return Cost();
+        yield return Alerts();
     }
+
+    private static Command Cost()
+    {
+        var by = new Option<string>("--by") { Description = "agent, team, model (that answered), virtual_model (asked for) or metadata.KEY", DefaultValueFactory = _ => "agent" };
+        var since = new Option<string>("--since") { Description = "How far back: 24h, 7d, 30d or an ISO 8601 time", DefaultValueFactory = _ => "7d" };
+        var until = new Option<string?>("--until") { Description = "End of the range (default: now)" };
+        var command = new Command("cost", "Spend, tokens, calls, cache hits, fallbacks and errors rolled up by agent, team, model or tag") { by, since, until, Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var query = $"api/cost?by={Uri.EscapeDataString(parse.GetValue(by)!)}&since={Uri.EscapeDataString(parse.GetValue(since)!)}";
+            if (parse.GetValue(until) is { } u) query += $"&until={Uri.EscapeDataString(u)}";
+            using var result = await client.SendAsync(HttpMethod.Get, query, null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var root = result.RootElement;
+            var table = new Table().Border(TableBorder.Simple)
+                .AddColumns(root.GetProperty("by").GetString()!, "cost $", "share", "calls", "tokens in", "tokens out", "cache hits", "fallbacks", "errors", "$ / call");
+            foreach (var column in table.Columns.Skip(1))
+            {
+                column.RightAligned();
+            }
+
+            var total = root.GetProperty("total");
+            var totalCost = total.GetProperty("cost_usd").GetDecimal();
+            foreach (var row in root.GetProperty("data").EnumerateArray())
+            {
+                var cost = row.GetProperty("cost_usd").GetDecimal();
+                var calls = row.GetProperty("calls").GetInt64();
+                table.AddRow(Markup.Escape(Str(row, "value")), Money(cost), totalCost == 0 ? "" : (cost / totalCost).ToString("P0", CultureInfo.InvariantCulture),
+                    Num(calls), Num(row.GetProperty("input_tokens").GetInt64()), Num(row.GetProperty("output_tokens").GetInt64()),
+                    Num(row.GetProperty("cache_hits").GetInt64()), Num(row.GetProperty("fallbacks").GetInt64()), Num(row.GetProperty("errors").GetInt64()),
+                    calls == 0 ? "" : Money(cost / calls));
+            }
+
+            table.AddEmptyRow();
+            table.AddRow("[bold]total[/]", $"[bold]{Money(totalCost)}[/]", "", Num(total.GetProperty("calls").GetInt64()),
+                Num(total.GetProperty("input_tokens").GetInt64()), Num(total.GetProperty("output_tokens").GetInt64()),
+                Num(total.GetProperty("cache_hits").GetInt64()), Num(total.GetProperty("fallbacks").GetInt64()), Num(total.GetProperty("errors").GetInt64()), "");
+            AnsiConsole.MarkupLine($"Spend by [bold]{Markup.Escape(root.GetProperty("by").GetString()!)}[/] since {root.GetProperty("since").GetDateTimeOffset().UtcDateTime:yyyy-MM-dd HH:mm} UTC (whole hours)");
+            AnsiConsole.Write(table);
+        }));
+        return command;
+    }
+
+    private static Command Alerts()
+    {
+        var since = new Option<string?>("--since") { Description = "How far back: 24h, 7d or an ISO 8601 time" };
+        var limit = new Option<int>("--limit") { Description = "At most this many (newest first)", DefaultValueFactory = _ => 50 };
+        var command = new Command("alerts", "Budget alerts and would-have-blocked events") { since, limit, Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var query = $"api/alerts?limit={parse.GetValue(limit)}";
+            if (parse.GetValue(since) is { } s) query += $"&since={Uri.EscapeDataString(s)}";
+            using var result = await client.SendAsync(HttpMethod.Get, query, null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("time (UTC)", "kind", "message", "webhook");
+            foreach (var a in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                table.AddRow(a.GetProperty("at").GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+                    Markup.Escape(Str(a, "kind")), Markup.Escape(Str(a, "message")), Markup.Escape(Str(a, "delivery")));
+            }
+
+            AnsiConsole.Write(table);
+        }));
+        return command;
+    }
+
+    private static string Money(decimal value) => value >= 1 ? value.ToString("0.00", CultureInfo.InvariantCulture) : value.ToString("0.######", CultureInfo.InvariantCulture);
+
+    private static string Num(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     private static Command Traces()
     {

@@ -4,7 +4,9 @@ using Flotilla.Fleet;
 using Flotilla.Gateway;
 using Flotilla.Gateway.Identity;
 using Flotilla.Server.Hosting;
+using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Traces;
+using Flotilla.Storage.Usage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -54,6 +56,16 @@ internal static class AdminEndpoints
             await store.QueryAsync(new TraceQuery(Id: id, Limit: 1), cancellationToken) is [var trace, ..]
                 ? Results.Json(trace, AdminJson.Relaxed.TraceRecord)
                 : Error(404, "invalid_request_error", "not_found", $"No trace with id '{id}'."));
+        api.MapGet("/cost", QueryCostAsync);
+        api.MapGet("/alerts", async (HttpContext context, IAlertStore alerts, TimeProvider time) =>
+        {
+            if (!TryReadSince(context, time, out var since, out var error) || !TryReadLimit(context, 100, out var limit, out error))
+            {
+                return error!;
+            }
+
+            return Results.Json(new ListResponse<AlertRecord>(await alerts.ListAsync(since, limit, context.RequestAborted)), AdminJson.Relaxed.ListResponseAlertRecord);
+        });
         api.MapGet("/agents", (FleetState fleet, AgentKeyRing keys) =>
         {
             var counts = keys.List().GroupBy(k => k.Agent).ToDictionary(g => g.Key, g => g.Count());
@@ -128,6 +140,77 @@ internal static class AdminEndpoints
         var agent = query["agent"].ToString() is { Length: > 0 } a ? a : null;
         var traces = await store.QueryAsync(new TraceQuery(agent, since, limit), context.RequestAborted);
         return Results.Json(new ListResponse<TraceRecord>(traces), AdminJson.Relaxed.ListResponseTraceRecord);
+    }
+
+    private static async Task<IResult> QueryCostAsync(HttpContext context, IUsageStore usage, TimeProvider time)
+    {
+        var by = context.Request.Query["by"].ToString();
+        if (by.Length == 0)
+        {
+            by = "agent";
+        }
+
+        if (by is not ("agent" or "team" or "model" or "virtual_model") && !(by.StartsWith("metadata.", StringComparison.Ordinal) && by.Length > 9))
+        {
+            return Error(400, "invalid_request_error", "invalid_by", "'by' is one of agent, team, model, virtual_model or metadata.KEY (e.g. metadata.loop).");
+        }
+
+        if (!TryReadSince(context, time, out var since, out var error))
+        {
+            return error!;
+        }
+
+        DateTimeOffset? until = null;
+        if (context.Request.Query["until"].ToString() is { Length: > 0 } untilText)
+        {
+            if (!TimeExpressions.TryParseSince(untilText, time.GetUtcNow(), out var parsed))
+            {
+                return Error(400, "invalid_request_error", "invalid_until", "'until' is a duration back from now (1h, 7d) or an ISO 8601 time.");
+            }
+
+            until = parsed;
+        }
+
+        // Rollups are hourly buckets: the range starts at the hour that contains 'since'.
+        var requested = since ?? time.GetUtcNow().AddDays(-7);
+        var from = requested.AddTicks(-(requested.UtcTicks % TimeSpan.TicksPerHour));
+        var rows = await usage.QueryAsync(by, from, until, context.RequestAborted);
+        var total = new CostTotals(rows.Sum(r => r.Calls), rows.Sum(r => r.Errors), rows.Sum(r => r.Fallbacks), rows.Sum(r => r.CacheHits),
+            rows.Sum(r => r.InputTokens), rows.Sum(r => r.OutputTokens), rows.Sum(r => r.CostUsd));
+        return Results.Json(new CostResponse(by, from, until, rows, total), AdminJson.Relaxed.CostResponse);
+    }
+
+    private static bool TryReadSince(HttpContext context, TimeProvider time, out DateTimeOffset? since, out IResult? error)
+    {
+        since = null;
+        error = null;
+        if (context.Request.Query["since"].ToString() is not { Length: > 0 } text)
+        {
+            return true;
+        }
+
+        if (TimeExpressions.TryParseSince(text, time.GetUtcNow(), out var parsed))
+        {
+            since = parsed;
+            return true;
+        }
+
+        error = Error(400, "invalid_request_error", "invalid_since", "'since' is a duration back from now (30m, 24h, 7d) or an ISO 8601 time.");
+        return false;
+    }
+
+    private static bool TryReadLimit(HttpContext context, int fallback, out int limit, out IResult? error)
+    {
+        error = null;
+        limit = fallback;
+        if (context.Request.Query["limit"].ToString() is { Length: > 0 } text
+            && (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
+        {
+            error = Error(400, "invalid_request_error", "invalid_limit", "'limit' is an integer from 1 to 10000.");
+            return false;
+        }
+
+        return true;
     }
 
     internal static IResult Error(int status, string type, string code, string message) =>

@@ -17,6 +17,10 @@ internal sealed record TargetInfo(string Model, string Provider, int Consecutive
 
 internal sealed record ListResponse<T>(IReadOnlyList<T> Data);
 
+internal sealed record CostResponse(string By, DateTimeOffset Since, DateTimeOffset? Until, IReadOnlyList<Flotilla.Storage.Usage.UsageRow> Data, CostTotals Total);
+
+internal sealed record CostTotals(long Calls, long Errors, long Fallbacks, long CacheHits, long InputTokens, long OutputTokens, decimal CostUsd);
+
 internal sealed record AdminError(AdminErrorBody Error);
 
 internal sealed record AdminErrorBody(string Message, string Type, string Code);
@@ -29,6 +33,8 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(ListResponse<TraceRecord>))]
 [JsonSerializable(typeof(ListResponse<TargetInfo>))]
 [JsonSerializable(typeof(TraceRecord))]
+[JsonSerializable(typeof(CostResponse))]
+[JsonSerializable(typeof(ListResponse<Flotilla.Storage.Alerts.AlertRecord>))]
 [JsonSerializable(typeof(AdminError))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {

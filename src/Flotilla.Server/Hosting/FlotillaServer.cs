@@ -3,9 +3,11 @@ using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Identity;
 using Flotilla.Server.Admin;
+using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Keys;
 using Flotilla.Storage.Sqlite;
 using Flotilla.Storage.Traces;
+using Flotilla.Storage.Usage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -62,6 +64,8 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton(token);
         builder.Services.AddSingleton<ITraceStore, SqliteTraceStore>();
         builder.Services.AddSingleton<IAgentKeyStore, SqliteAgentKeyStore>();
+        builder.Services.AddSingleton<IUsageStore, SqliteUsageStore>();
+        builder.Services.AddSingleton<IAlertStore, SqliteAlertStore>();
         builder.Services.AddAiGateway(options.Fleet);
 
         var app = builder.Build();
