@@ -14,6 +14,9 @@ internal sealed class ChatRequest
     private static readonly byte[] ModelProperty = "model"u8.ToArray();
     private JsonDocument? _document;
 
+    // Offset in Body of the top-level object's opening brace (after any leading whitespace).
+    private int _objectStart;
+
     private ChatRequest(byte[] body)
     {
         Body = body;
@@ -57,11 +60,17 @@ internal sealed class ChatRequest
                 throw GatewayException.BadRequest(ErrorCodes.InvalidRequest, "The request body must be a JSON object.");
             }
 
+            request._objectStart = (int)reader.TokenStartIndex;
+
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals(ModelProperty))
                 {
                     reader.Read();
+                    // A null model is still a token to replace: adding a second "model" key would leave the null in force
+                    // for upstreams that keep the last duplicate.
+                    var start = (int)reader.TokenStartIndex;
+                    request.ModelToken = (start, (int)reader.BytesConsumed - start);
                     if (reader.TokenType == JsonTokenType.Null)
                     {
                         continue;
@@ -69,8 +78,6 @@ internal sealed class ChatRequest
 
                     Expect(ref reader, JsonTokenType.String, "model", "a string");
                     request.Model = reader.GetString();
-                    var start = (int)reader.TokenStartIndex;
-                    request.ModelToken = (start, (int)reader.BytesConsumed - start);
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
@@ -87,13 +94,14 @@ internal sealed class ChatRequest
                 else if (reader.ValueTextEquals("stream_options"u8))
                 {
                     reader.Read();
+                    // Present even when null, so a forced include_usage replaces it rather than adding a second key.
+                    request.HasStreamOptions = true;
                     if (reader.TokenType == JsonTokenType.Null)
                     {
                         continue;
                     }
 
                     Expect(ref reader, JsonTokenType.StartObject, "stream_options", "an object");
-                    request.HasStreamOptions = true;
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
                         var isIncludeUsage = reader.ValueTextEquals("include_usage"u8);
@@ -209,25 +217,35 @@ internal sealed class ChatRequest
         {
             // Rare: stream_options present without include_usage; rewrite through the DOM.
             var node = System.Text.Json.Nodes.JsonNode.Parse(Body)!.AsObject();
-            node["stream_options"]!.AsObject()["include_usage"] = true;
+            if (node["stream_options"] is System.Text.Json.Nodes.JsonObject options)
+            {
+                options["include_usage"] = true;
+            }
+            else
+            {
+                node["stream_options"] = new System.Text.Json.Nodes.JsonObject { ["include_usage"] = true };
+            }
+
             node["model"] = upstreamModel;
             return new BodySegments(Encoding.UTF8.GetBytes(node.ToJsonString()), default, default, default);
         }
 
+        // The body may start with whitespace: everything inserted goes right after the opening brace.
+        var afterBrace = _objectStart + 1;
         var (start, length) = ModelToken;
         if (length == 0)
         {
             // No model in the body: add it after the opening brace.
-            var head = Encoding.UTF8.GetBytes($"{{\"model\":\"{modelJson}\"{(Body.AsSpan(1).TrimStart(" \t\r\n"u8).StartsWith("}"u8) ? "" : ",")}");
+            var head = Encoding.UTF8.GetBytes($"{{\"model\":\"{modelJson}\"{(Body.AsSpan(afterBrace).TrimStart(" \t\r\n"u8).StartsWith("}"u8) ? "" : ",")}");
             return prefix.IsEmpty
-                ? new BodySegments(head, Body.AsMemory(1), default, default)
-                : new BodySegments(prefix, head.AsMemory(1), Body.AsMemory(1), default);
+                ? new BodySegments(head, Body.AsMemory(afterBrace), default, default)
+                : new BodySegments(prefix, head.AsMemory(1), Body.AsMemory(afterBrace), default);
         }
 
         var quoted = Encoding.UTF8.GetBytes($"\"{modelJson}\"");
         return prefix.IsEmpty
             ? new BodySegments(Body.AsMemory(0, start), quoted, Body.AsMemory(start + length), default)
-            : new BodySegments(prefix, Body.AsMemory(1, start - 1), quoted, Body.AsMemory(start + length));
+            : new BodySegments(prefix, Body.AsMemory(afterBrace, start - afterBrace), quoted, Body.AsMemory(start + length));
     }
 }
 

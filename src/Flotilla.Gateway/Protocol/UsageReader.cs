@@ -56,15 +56,16 @@ internal static class UsageReader
         long input = 0, output = 0;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            // Some upstreams send null counts: TryGetInt64 throws on anything but a number, so check the token first.
             if (reader.ValueTextEquals("prompt_tokens"u8) || reader.ValueTextEquals("input_tokens"u8))
             {
                 reader.Read();
-                reader.TryGetInt64(out input);
+                input = ReadCount(ref reader);
             }
             else if (reader.ValueTextEquals("completion_tokens"u8) || reader.ValueTextEquals("output_tokens"u8))
             {
                 reader.Read();
-                reader.TryGetInt64(out output);
+                output = ReadCount(ref reader);
             }
             else
             {
@@ -74,5 +75,16 @@ internal static class UsageReader
         }
 
         return new TokenUsage(input, output);
+    }
+
+    private static long ReadCount(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var count))
+        {
+            return count;
+        }
+
+        reader.Skip();
+        return 0;
     }
 }

@@ -25,12 +25,15 @@ internal sealed class SseReader(Stream stream) : IAsyncDisposable
         {
             var result = await _reader.ReadAsync(cancellationToken);
             var buffer = result.Buffer;
-            var completed = TryReadEvent(ref buffer, out var sseEvent);
-            _reader.AdvanceTo(buffer.Start, buffer.End);
-            if (completed)
+            if (TryReadEvent(ref buffer, result.IsCompleted, out var sseEvent))
             {
+                // Examined only up to the end of this event: events already buffered behind it come out on the next read
+                // without waiting for more bytes (which may never come, when the upstream pauses or the connection drops).
+                _reader.AdvanceTo(buffer.Start);
                 return sseEvent;
             }
+
+            _reader.AdvanceTo(buffer.Start, buffer.End);
 
             if (result.IsCompleted)
             {
@@ -44,10 +47,10 @@ internal sealed class SseReader(Stream stream) : IAsyncDisposable
         }
     }
 
-    private bool TryReadEvent(ref ReadOnlySequence<byte> buffer, out SseEvent sseEvent)
+    private bool TryReadEvent(ref ReadOnlySequence<byte> buffer, bool isFinal, out SseEvent sseEvent)
     {
         sseEvent = default;
-        while (TryReadLine(ref buffer, out var line))
+        while (TryReadLine(ref buffer, isFinal, out var line))
         {
             if (line.Length == 0)
             {
@@ -101,7 +104,7 @@ internal sealed class SseReader(Stream stream) : IAsyncDisposable
         }
     }
 
-    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out ReadOnlySpan<byte> line)
+    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, bool isFinal, out ReadOnlySpan<byte> line)
     {
         var reader = new SequenceReader<byte>(buffer);
         if (!reader.TryAdvanceToAny("\r\n"u8, advancePastDelimiter: false))
@@ -115,9 +118,9 @@ internal sealed class SseReader(Stream stream) : IAsyncDisposable
         reader.TryRead(out var delimiter);
         if (delimiter == (byte)'\r')
         {
-            if (reader.End)
+            if (reader.End && !isFinal)
             {
-                // Need the next byte to know whether this is CRLF.
+                // Need the next byte to know whether this is CRLF (at the end of the body there is none: a lone CR ends the line).
                 line = default;
                 return false;
             }
