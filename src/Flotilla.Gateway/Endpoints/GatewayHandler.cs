@@ -318,6 +318,7 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
         var request = context.Request;
         if (request.ContentLength is { } declared && declared > limit)
         {
+            AllowDrain(context, declared);
             throw new GatewayException(413, "invalid_request_error", ErrorCodes.BodyTooLarge,
                 $"The request body is {declared} bytes; the limit is {limit} (gateway.limits.max_request_body_bytes).");
         }
@@ -354,6 +355,19 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
         {
             throw new GatewayException(413, "invalid_request_error", ErrorCodes.BodyTooLarge,
                 $"The request body is over the limit of {limit} bytes (gateway.limits.max_request_body_bytes).");
+        }
+    }
+
+    /// <summary>
+    /// After the 413, Kestrel reads and discards the unread body so that the caller, possibly still sending it, receives the
+    /// answer instead of a reset connection; its backstop limit would refuse that, so it is raised for this request, within a bound.
+    /// </summary>
+    private static void AllowDrain(HttpContext context, long declared)
+    {
+        const long MaxDrainBytes = 16 * 1024 * 1024;
+        if (declared <= MaxDrainBytes && context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+        {
+            feature.MaxRequestBodySize = declared;
         }
     }
 

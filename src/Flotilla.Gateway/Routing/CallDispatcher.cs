@@ -3,6 +3,7 @@ using Flotilla.Fleet;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
+using Flotilla.Gateway.Traces;
 using Flotilla.Storage.Traces;
 using Polly;
 using Polly.Retry;
@@ -203,7 +204,9 @@ internal sealed class CallDispatcher
         }
 
         var elapsed = _time.GetElapsedTime(start).TotalMilliseconds;
-        state.Attempts.Add(new TraceAttempt(state.Target.Name, provider, reply.Status, OutcomeName(reply.Outcome), Math.Round(elapsed, 3), reply.IsSuccess ? null : reply.Error));
+        // Upstreams echo keys in error messages; attempts are stored in traces, so they are scrubbed like the call's error.
+        state.Attempts.Add(new TraceAttempt(state.Target.Name, provider, reply.Status, OutcomeName(reply.Outcome), Math.Round(elapsed, 3),
+            reply.IsSuccess ? null : SecretScrubber.Scrub(reply.Error)));
         if (reply.IsSuccess)
         {
             _health.RecordSuccess(state.Target.Name);
