@@ -32,6 +32,33 @@ internal static class AdminCommands
         yield return Targets();
         yield return Cost();
         yield return Alerts();
+        yield return Budgets();
+    }
+
+    private static Command Budgets()
+    {
+        var command = new Command("budgets", "Spend against each budget in its current window") { Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, "api/budgets", null, ct);
+            if (Print(parse, result))
+            {
+                return;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("applies per", "key", "spent $", "limit $", "used", "window", "resets (UTC)", "mode");
+            foreach (var b in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                var used = b.GetProperty("used_percent").GetDecimal();
+                table.AddRow(Markup.Escape(Str(b, "applies_per")), Markup.Escape(Str(b, "key")), Money(b.GetProperty("spent_usd").GetDecimal()),
+                    Money(b.GetProperty("limit_usd").GetDecimal()), used >= 100 ? $"[red]{used:0.#}%[/]" : used >= 75 ? $"[yellow]{used:0.#}%[/]" : $"{used:0.#}%",
+                    Markup.Escape(Str(b, "window")), b.GetProperty("resets_at").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture),
+                    Markup.Escape(Str(b, "mode")));
+            }
+
+            AnsiConsole.Write(table);
+        }));
+        return command;
     }
 
     private static Command Cost()

@@ -1,9 +1,12 @@
 using System.Collections.Frozen;
 using Flotilla.Fleet;
+using Flotilla.Gateway.Budgets;
+using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Providers;
 using Flotilla.Gateway.Providers.Anthropic;
 using Flotilla.Gateway.Providers.OpenAI;
 using Flotilla.Gateway.Providers.Simulated;
+using Flotilla.Gateway.RateLimiting;
 using Flotilla.Gateway.Routing;
 
 namespace Flotilla.Gateway;
@@ -31,7 +34,21 @@ internal sealed class GatewayRuntime
         Dispatcher = new CallDispatcher(health, fleet.Gateway.Routing);
         Agents = fleet.Agents.ToFrozenDictionary(a => a.Name, StringComparer.Ordinal);
         RequestTimeout = TimeSpan.FromMilliseconds(fleet.Gateway.Routing.RequestTimeoutMs);
+        RateLimits = new RateLimitBoard(fleet.Gateway.RateLimits, time);
+        Budgets = new BudgetLedger(fleet.Gateway.Budgets, time);
+        Cache = fleet.Gateway.Caching is { } caching ? new ResponseCache(caching, time) : null;
+        NeedsTokenEstimate = fleet.Gateway.Budgets.Count > 0
+            || fleet.Gateway.RateLimits.Any(r => r.TokensPerMinute is not null || r.TokensPerHour is not null || r.TokensPerDay is not null);
     }
+
+    public RateLimitBoard RateLimits { get; }
+
+    public BudgetLedger Budgets { get; }
+
+    public ResponseCache? Cache { get; }
+
+    /// <summary>Token estimates cost a tokenizer pass; only budgets and token rate limits need them.</summary>
+    public bool NeedsTokenEstimate { get; }
 
     public FleetConfig Fleet { get; }
 

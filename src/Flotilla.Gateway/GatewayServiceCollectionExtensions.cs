@@ -1,4 +1,5 @@
 using Flotilla.Fleet;
+using Flotilla.Gateway.Alerts;
 using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Providers;
@@ -20,6 +21,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<AgentKeyRing>();
         services.AddSingleton<TraceWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<TraceWriter>());
+        services.AddSingleton<AlertDispatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<AlertDispatcher>());
         services.AddSingleton<GatewayHandler>();
         return services;
     }

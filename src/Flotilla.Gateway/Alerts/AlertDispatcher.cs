@@ -27,8 +27,10 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
     public void Publish(BudgetAlert alert)
     {
         var rule = alert.Rule;
+        var reached = rule.LimitUsd > 0 && alert.SpentUsd * 100m >= rule.LimitUsd * alert.Threshold;
         var message = $"{rule.AppliesPer} '{alert.Key}' has spent ${alert.SpentUsd:0.####} of ${rule.LimitUsd:0.##} per {BudgetWindows.Name(rule.Window)} " +
-            $"({alert.Threshold}% threshold; window {alert.WindowStart:yyyy-MM-ddTHH:mm}Z–{alert.WindowEnd:yyyy-MM-ddTHH:mm}Z).";
+            (reached ? $"({alert.Threshold}% threshold" : $"and a call was refused: the budget cannot cover it ({alert.Threshold}% threshold") +
+            $"; window {alert.WindowStart:yyyy-MM-ddTHH:mm}Z–{alert.WindowEnd:yyyy-MM-ddTHH:mm}Z).";
         _channel.Writer.TryWrite(new AlertRecord
         {
             // Deterministic: the same threshold in the same window is one alert, even across restarts.

@@ -59,7 +59,8 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
                 account2.Release(worstCaseUsd);
             }
 
-            return new BudgetDecision(false, message, resetsAt, [], worstCaseUsd, auditNotes);
+            // A refused call means the budget is used up for practical purposes: thresholds up to 100 % not yet alerted fire now.
+            return new BudgetDecision(false, message, resetsAt, [], worstCaseUsd, auditNotes) { Alerts = account.Exhausted(now) };
         }
 
         return new BudgetDecision(true, null, null, held, worstCaseUsd, auditNotes);
@@ -177,6 +178,17 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             }
         }
 
+        public IReadOnlyList<BudgetAlert> Exhausted(DateTimeOffset now)
+        {
+            lock (_lock)
+            {
+                Roll(now);
+                return rule.AlertAt.Where(t => t <= 100).Order().Where(_fired.Add)
+                    .Select(t => new BudgetAlert(rule, key, t, _spent, _windowStart, BudgetWindows.EndOf(rule.Window, _windowStart), now))
+                    .ToList();
+            }
+        }
+
         public BudgetStatus Status(DateTimeOffset now)
         {
             lock (_lock)
@@ -206,6 +218,9 @@ internal sealed record BudgetDecision(
     bool IsAllowed, string? Reason, DateTimeOffset? ResetsAt, IReadOnlyList<BudgetLedger.Account> Accounts, decimal ReservedUsd, IReadOnlyList<string>? AuditNotes)
 {
     public static BudgetDecision None { get; } = new(true, null, null, [], 0, null);
+
+    /// <summary>Alerts raised by the refusal itself.</summary>
+    public IReadOnlyList<BudgetAlert> Alerts { get; init; } = [];
 }
 
 /// <summary>A threshold crossed: fires once per window.</summary>

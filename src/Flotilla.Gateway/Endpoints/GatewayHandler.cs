@@ -3,10 +3,15 @@ using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Flotilla.Fleet;
+using Flotilla.Gateway.Alerts;
+using Flotilla.Gateway.Budgets;
+using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Identity;
+using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
+using Flotilla.Gateway.RateLimiting;
 using Flotilla.Gateway.Routing;
 using Flotilla.Gateway.Traces;
 using Flotilla.Storage.Traces;
@@ -20,12 +25,15 @@ namespace Flotilla.Gateway.Endpoints;
 /// The OpenAI-compatible request path: authenticate the agent, read and check the body, route, dispatch, relay the
 /// answer (as it came, or as a stream), and leave one trace. Every error is OpenAI error JSON.
 /// </summary>
-internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys, TraceWriter traces, TimeProvider time, ILogger<GatewayHandler> logger)
+internal sealed partial class GatewayHandler(
+    FleetState fleet, AgentKeyRing keys, TraceWriter traces, AlertDispatcher alerts, TimeProvider time, ILogger<GatewayHandler> logger)
 {
     public const string TraceIdHeader = "X-Flotilla-Trace-Id";
     public const string TargetHeader = "X-Flotilla-Target";
     public const string AttemptsHeader = "X-Flotilla-Attempts";
     public const string MetadataHeader = "X-Flotilla-Metadata";
+    public const string CacheHeader = "X-Flotilla-Cache";
+    public const string CacheControlHeader = "X-Flotilla-Cache-Control";
 
     private static readonly byte[] DataPrefix = "data: "u8.ToArray();
     private static readonly byte[] DoneEvent = "data: [DONE]\n\n"u8.ToArray();
@@ -89,6 +97,12 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
         TokenUsage usage = default;
         double? ttftMs = null;
         var status = 200;
+        RateLimitDecision? rate = null;
+        BudgetDecision? budget = null;
+        CacheEntryKey? cacheKey = null;
+        string? cacheState = null;
+        List<string>? policyNotes = null;
+        long estimatedTokens = 0;
         try
         {
             caller = Authenticate(context, runtime);
@@ -96,6 +110,75 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
             var body = await ReadBodyAsync(context, runtime.MaxRequestBodyBytes);
             request = kind == CallKind.Chat ? ChatRequest.ParseChat(body) : ChatRequest.ParseEmbeddings(body);
             route = ResolveRoute(runtime, request.Model ?? caller.Agent.Model, kind);
+
+            // Fleet policy, cheapest first: rate limits, then the cache (a hit costs nothing), then the budget.
+            var subject = new CallSubject(caller.Agent.Name, caller.Agent.Owner, route.Name, metadata);
+            long estimatedInput = 0, maxOutput = 0;
+            if (runtime.NeedsTokenEstimate)
+            {
+                estimatedInput = TokenEstimator.EstimateInput(request);
+                maxOutput = kind == CallKind.Chat ? TokenEstimator.MaxOutput(request) : 0;
+                estimatedTokens = estimatedInput + (request.MaxTokens ?? 0);
+            }
+
+            rate = runtime.RateLimits.TryAcquire(subject, estimatedTokens);
+            if (!rate.IsAllowed)
+            {
+                throw new GatewayException(429, "rate_limit_error", ErrorCodes.RateLimited, rate.Reason!)
+                {
+                    RetryAfterSeconds = (int)Math.Ceiling(rate.RetryAfter.TotalSeconds),
+                };
+            }
+
+            if (runtime.Cache is { } cache && kind == CallKind.Chat)
+            {
+                var mode = ReadCacheControl(context);
+                if (mode != CacheControl.NoStore)
+                {
+                    cacheKey = await CacheKeyAsync(runtime, cache, caller, route, request, context.RequestAborted);
+                    if (mode != CacheControl.NoCache && Lookup(cache, cacheKey) is { } hit)
+                    {
+                        cacheState = "hit";
+                        response.Headers[CacheHeader] = "hit";
+                        response.Headers[TargetHeader] = hit.Model;
+                        response.Headers[AttemptsHeader] = "0";
+                        ttftMs = await WriteCachedAsync(context, hit, request, start);
+                        return;
+                    }
+
+                    cacheState = "miss";
+                    response.Headers[CacheHeader] = "miss";
+                }
+            }
+
+            if (runtime.Budgets.Rules.Count > 0)
+            {
+                var worstCase = route.Members.Max(m => m.Model.Config.Price.Cost(estimatedInput, maxOutput));
+                budget = runtime.Budgets.TryReserve(subject, worstCase);
+                if (budget.AuditNotes is { } notes)
+                {
+                    foreach (var note in notes)
+                    {
+                        (policyNotes ??= []).Add("budget audit: would have refused: " + note);
+                        alerts.PublishWouldBlock(note, caller.Agent.Name);
+                    }
+                }
+
+                if (!budget.IsAllowed)
+                {
+                    foreach (var alert in budget.Alerts)
+                    {
+                        alerts.Publish(alert);
+                        (policyNotes ??= []).Add($"budget alert: {alert.Rule.AppliesPer} '{alert.Key}' reached {alert.Threshold}%");
+                    }
+
+                    var wait = budget.ResetsAt!.Value - time.GetUtcNow();
+                    throw new GatewayException(429, "rate_limit_error", ErrorCodes.BudgetExceeded, budget.Reason!)
+                    {
+                        RetryAfterSeconds = (int)Math.Max(1, Math.Ceiling(wait.TotalSeconds)),
+                    };
+                }
+            }
 
             using var deadline = new CancellationTokenSource(runtime.RequestTimeout, time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadline.Token);
@@ -114,12 +197,12 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
                     if (reply is { Outcome: AttemptOutcome.Status, Status: >= 400 and < 500 and not 429, Body: { } upstreamBody }
                         && !route.FallbackOn.Contains(reply.Status))
                     {
-                        // The caller's request was refused upstream: relay the upstream's answer as it is.
+                        // The caller's request was refused upstream: relay the upstream's answer, minus any credential it echoes.
                         status = reply.Status;
                         error = new GatewayException(reply.Status, "invalid_request_error", ErrorCodes.UpstreamError, reply.Error ?? "upstream refused the request");
                         response.StatusCode = reply.Status;
                         response.ContentType = "application/json";
-                        await response.BodyWriter.WriteAsync(upstreamBody, context.RequestAborted);
+                        await response.BodyWriter.WriteAsync(SecretScrubber.ScrubBytes(upstreamBody), context.RequestAborted);
                         return;
                     }
 
@@ -128,8 +211,13 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
 
                 if (reply.Stream is { } stream)
                 {
-                    (ttftMs, error) = await RelayStreamAsync(context, stream, start, deadline, linked.Token);
+                    var assembler = cacheKey is not null ? new CompletionAssembler() : null;
+                    (ttftMs, error) = await RelayStreamAsync(context, stream, start, deadline, assembler, linked.Token);
                     usage = stream.Usage;
+                    if (error is null && assembler?.Build(result.Target!.Name, usage, time.GetUtcNow().ToUnixTimeSeconds()) is { } assembled)
+                    {
+                        Store(runtime.Cache!, cacheKey!, assembled, result.Target!.Name, usage);
+                    }
                 }
                 else
                 {
@@ -138,6 +226,10 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
                     response.ContentLength = reply.Body!.Length;
                     await response.BodyWriter.WriteAsync(reply.Body, context.RequestAborted);
                     ttftMs = time.GetElapsedTime(start).TotalMilliseconds;
+                    if (cacheKey is not null)
+                    {
+                        Store(runtime.Cache!, cacheKey, reply.Body, result.Target!.Name, usage);
+                    }
                 }
 
                 fleet.Health.RecordLatency(result.Target!.Name, time.GetElapsedTime(start).TotalMilliseconds, usage.OutputTokens);
@@ -169,6 +261,23 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
         }
         finally
         {
+            var answered = result?.Target;
+            var cost = answered is null || cacheState == "hit" ? 0m : answered.Config.Price.Cost(usage.InputTokens, usage.OutputTokens);
+            if (budget is not null)
+            {
+                // Always settle: a failed call releases its reservation; spend counts what was actually used.
+                foreach (var alert in runtime.Budgets.Settle(budget, cost))
+                {
+                    alerts.Publish(alert);
+                    (policyNotes ??= []).Add($"budget alert: {alert.Rule.AppliesPer} '{alert.Key}' reached {alert.Threshold}%");
+                }
+            }
+
+            if (rate is not null)
+            {
+                runtime.RateLimits.Reconcile(rate, estimatedTokens, cacheState == "hit" ? 0 : usage.Total);
+            }
+
             if (caller is not null)
             {
                 var target = result?.Target;
@@ -182,18 +291,20 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
                     Team = caller.Agent.Owner,
                     Metadata = metadata,
                     RequestedModel = route?.Name ?? request?.Model,
-                    FinalTarget = succeeded ? target?.Name : null,
+                    FinalTarget = succeeded ? target?.Name : cacheState == "hit" ? response.Headers[TargetHeader].ToString() : null,
                     Stream = request?.Stream ?? false,
                     FellBack = result?.FellBack ?? false,
                     Attempts = result?.Attempts ?? [],
                     Status = error?.Status ?? status,
                     InputTokens = usage.InputTokens,
                     OutputTokens = usage.OutputTokens,
-                    CostUsd = target is null ? 0 : target.Config.Price.Cost(usage.InputTokens, usage.OutputTokens),
+                    CostUsd = cost,
                     TtftMs = ttftMs is { } t ? Math.Round(t, 3) : null,
                     LatencyMs = Math.Round(time.GetElapsedTime(start).TotalMilliseconds, 3),
                     ErrorCode = error?.Code,
                     Error = SecretScrubber.Scrub(error?.Message),
+                    Cache = cacheState,
+                    Policy = policyNotes,
                 });
             }
         }
@@ -201,7 +312,7 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
 
     /// <summary>Writes the primed first chunk, then the rest; a break midway ends the stream with an error event.</summary>
     private async Task<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
-        HttpContext context, IChunkStream stream, long start, CancellationTokenSource deadline, CancellationToken cancellationToken)
+        HttpContext context, IChunkStream stream, long start, CancellationTokenSource deadline, CompletionAssembler? assembler, CancellationToken cancellationToken)
     {
         var response = context.Response;
         response.StatusCode = 200;
@@ -211,6 +322,7 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         var writer = response.BodyWriter;
         WriteEvent(writer, stream.Current.Span);
+        assembler?.Add(stream.Current.Span);
         await writer.FlushAsync(cancellationToken);
         var ttft = time.GetElapsedTime(start).TotalMilliseconds;
         try
@@ -218,6 +330,7 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
             while (await stream.ReadAsync(cancellationToken))
             {
                 WriteEvent(writer, stream.Current.Span);
+                assembler?.Add(stream.Current.Span);
                 await writer.FlushAsync(cancellationToken);
             }
 
@@ -395,6 +508,106 @@ internal sealed partial class GatewayHandler(FleetState fleet, AgentKeyRing keys
         }
 
         return route;
+    }
+
+    private enum CacheControl { Default, NoCache, NoStore }
+
+    /// <summary><c>X-Flotilla-Cache-Control: no-store</c> opts out; <c>no-cache</c> skips the lookup but stores the fresh answer.</summary>
+    private static CacheControl ReadCacheControl(HttpContext context) =>
+        context.Request.Headers[CacheControlHeader].ToString().Trim().ToLowerInvariant() switch
+        {
+            "no-store" => CacheControl.NoStore,
+            "no-cache" or "refresh" => CacheControl.NoCache,
+            _ => CacheControl.Default,
+        };
+
+    private sealed record CacheEntryKey(string Space, ulong Hash, float[]? Vector);
+
+    private async Task<CacheEntryKey> CacheKeyAsync(GatewayRuntime runtime, ResponseCache cache, CallerIdentity caller, Route route, ChatRequest request, CancellationToken cancellationToken)
+    {
+        var config = cache.Config;
+        var space = config.NamespacePer switch
+        {
+            CacheNamespace.Agent => "agent:" + caller.Agent.Name,
+            CacheNamespace.Team => "team:" + caller.Agent.Owner,
+            _ => "shared",
+        };
+        var hash = ResponseCache.ExactKey(route.Name, request.Document);
+        float[]? vector = null;
+        if (config.Type == CacheType.Semantic)
+        {
+            // The conversation is embedded with the configured model, or locally when none is configured.
+            var text = route.Name + "\n" + ResponseCache.ConversationText(request.Document);
+            vector = config.EmbeddingModel is { } model && runtime.Routes.TryGet(model, out var embeddingRoute)
+                ? await EmbedAsync(runtime, embeddingRoute, text, cancellationToken)
+                : Providers.Simulated.SimulatedProvider.Embed(text, ResponseCache.IndexDimensions);
+            vector = vector is null ? null : ResponseCache.Project(vector);
+        }
+
+        return new CacheEntryKey(space, hash, vector);
+    }
+
+    private static async Task<float[]?> EmbedAsync(GatewayRuntime runtime, Route route, string text, CancellationToken cancellationToken)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new EmbeddingProbe(route.Name, text), GatewayJsonContext.Default.EmbeddingProbe));
+        var result = await runtime.Dispatcher.DispatchAsync(CallKind.Embeddings, ChatRequest.ParseEmbeddings(body), route, cancellationToken);
+        await using var reply = result.Reply;
+        if (!reply.IsSuccess || reply.Body is null)
+        {
+            return null; // No vector: the call goes ahead uncached rather than fail.
+        }
+
+        using var document = JsonDocument.Parse(reply.Body);
+        var embedding = document.RootElement.GetProperty("data")[0].GetProperty("embedding");
+        if (embedding.ValueKind == JsonValueKind.String)
+        {
+            var bytes = embedding.GetBytesFromBase64();
+            var floats = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, floats, 0, floats.Length * 4);
+            return floats;
+        }
+
+        return embedding.EnumerateArray().Select(e => e.GetSingle()).ToArray();
+    }
+
+    private static CachedAnswer? Lookup(ResponseCache cache, CacheEntryKey key) =>
+        cache.GetExact(key.Space, key.Hash) ?? (key.Vector is { } vector ? cache.GetSimilar(key.Space, vector) : null);
+
+    private void Store(ResponseCache cache, CacheEntryKey key, byte[] completion, string model, TokenUsage usage)
+    {
+        if (!cache.Config.CacheToolCalls && completion.AsSpan().IndexOf("\"tool_calls\""u8) >= 0)
+        {
+            return;
+        }
+
+        cache.Put(key.Space, key.Hash, key.Vector, new CachedAnswer(completion, model, usage, time.GetUtcNow()));
+    }
+
+    /// <summary>Answers from the cache, as JSON or replayed as a stream.</summary>
+    private async Task<double> WriteCachedAsync(HttpContext context, CachedAnswer hit, ChatRequest request, long start)
+    {
+        var response = context.Response;
+        if (!request.Stream)
+        {
+            response.ContentType = "application/json";
+            response.ContentLength = hit.Completion.Length;
+            await response.BodyWriter.WriteAsync(hit.Completion, context.RequestAborted);
+            return time.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        var writer = response.BodyWriter;
+        double? ttft = null;
+        foreach (var chunk in CachedReplay.ToChunks(hit.Completion, request.IncludeUsage))
+        {
+            WriteEvent(writer, chunk);
+            await writer.FlushAsync(context.RequestAborted);
+            ttft ??= time.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        await writer.WriteAsync(DoneEvent, context.RequestAborted);
+        return ttft ?? 0;
     }
 
     private static string NewTraceId()

@@ -41,4 +41,7 @@ public static class ErrorCodes
     public const string Unsupported = "unsupported";
     public const string InvalidMetadata = "invalid_metadata";
     public const string NotFound = "not_found";
+    public const string RateLimited = "rate_limit_exceeded";
+    public const string BudgetExceeded = "budget_exceeded";
+    public const string GuardrailBlocked = "guardrail_blocked";
 }

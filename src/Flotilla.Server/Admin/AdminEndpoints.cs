@@ -57,6 +57,11 @@ internal static class AdminEndpoints
                 ? Results.Json(trace, AdminJson.Relaxed.TraceRecord)
                 : Error(404, "invalid_request_error", "not_found", $"No trace with id '{id}'."));
         api.MapGet("/cost", QueryCostAsync);
+        api.MapGet("/budgets", (FleetState fleet) =>
+            Results.Json(new ListResponse<BudgetInfo>(fleet.Current.Budgets.Status().Select(b => new BudgetInfo(
+                b.AppliesPer, b.Key, b.LimitUsd, b.Window, decimal.Round(b.SpentUsd, 6), decimal.Round(b.ReservedUsd, 6),
+                b.LimitUsd == 0 ? 0 : decimal.Round(b.SpentUsd / b.LimitUsd * 100m, 1), b.WindowStart, b.ResetsAt, b.Mode)).ToList()),
+                AdminJson.Relaxed.ListResponseBudgetInfo));
         api.MapGet("/alerts", async (HttpContext context, IAlertStore alerts, TimeProvider time) =>
         {
             if (!TryReadSince(context, time, out var since, out var error) || !TryReadLimit(context, 100, out var limit, out error))

@@ -17,6 +17,9 @@ internal sealed record TargetInfo(string Model, string Provider, int Consecutive
 
 internal sealed record ListResponse<T>(IReadOnlyList<T> Data);
 
+internal sealed record BudgetInfo(string AppliesPer, string Key, decimal LimitUsd, string Window, decimal SpentUsd, decimal ReservedUsd,
+    decimal UsedPercent, DateTimeOffset WindowStart, DateTimeOffset ResetsAt, string Mode);
+
 internal sealed record CostResponse(string By, DateTimeOffset Since, DateTimeOffset? Until, IReadOnlyList<Flotilla.Storage.Usage.UsageRow> Data, CostTotals Total);
 
 internal sealed record CostTotals(long Calls, long Errors, long Fallbacks, long CacheHits, long InputTokens, long OutputTokens, decimal CostUsd);
@@ -34,6 +37,7 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(ListResponse<TargetInfo>))]
 [JsonSerializable(typeof(TraceRecord))]
 [JsonSerializable(typeof(CostResponse))]
+[JsonSerializable(typeof(ListResponse<BudgetInfo>))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Storage.Alerts.AlertRecord>))]
 [JsonSerializable(typeof(AdminError))]
 internal sealed partial class AdminJson : JsonSerializerContext

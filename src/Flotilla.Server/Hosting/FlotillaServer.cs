@@ -92,6 +92,9 @@ public sealed class FlotillaServer : IAsyncDisposable
 
         var keys = app.Services.GetRequiredService<AgentKeyRing>();
         await keys.LoadAsync(cancellationToken);
+        // Spend in the current budget windows comes back from the usage buckets: a restart forgets nothing.
+        await Gateway.Budgets.BudgetRestore.RestoreAsync(app.Services.GetRequiredService<FleetState>().Current.Budgets,
+            app.Services.GetRequiredService<IUsageStore>(), app.Services.GetRequiredService<IAlertStore>(), options.Time, cancellationToken);
         await app.StartAsync(cancellationToken);
 
         var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());

@@ -30,7 +30,9 @@ public sealed class SqliteDatabase
             latency_ms REAL NOT NULL,
             error_code TEXT,
             error TEXT,
-            cache TEXT
+            cache TEXT,
+            policy TEXT,
+            guardrails TEXT
         );
         CREATE INDEX IF NOT EXISTS traces_started ON traces (started_at DESC);
         CREATE INDEX IF NOT EXISTS traces_agent_started ON traces (agent, started_at DESC);
@@ -77,9 +79,32 @@ public sealed class SqliteDatabase
         using var command = connection.CreateCommand();
         command.CommandText = Schema;
         command.ExecuteNonQuery();
+        AddMissingColumns(connection, "traces", ("policy", "TEXT"), ("guardrails", "TEXT"));
     }
 
     public string Path { get; }
+
+    /// <summary>Brings a data directory made by an earlier version up to date: columns are only ever added.</summary>
+    private static void AddMissingColumns(SqliteConnection connection, string table, params (string Name, string Type)[] columns)
+    {
+        var existing = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        using (var info = connection.CreateCommand())
+        {
+            info.CommandText = $"PRAGMA table_info({table})";
+            using var reader = info.ExecuteReader();
+            while (reader.Read())
+            {
+                existing.Add(reader.GetString(1));
+            }
+        }
+
+        foreach (var (name, type) in columns.Where(c => !existing.Contains(c.Name)))
+        {
+            using var alter = connection.CreateCommand();
+            alter.CommandText = $"ALTER TABLE {table} ADD COLUMN {name} {type}";
+            alter.ExecuteNonQuery();
+        }
+    }
 
     public string ConnectionString { get; }
 

@@ -22,12 +22,13 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
         command.Transaction = transaction;
         command.CommandText = """
             INSERT OR REPLACE INTO traces (id, started_at, operation, agent, team, metadata, requested_model, final_target, stream,
-                fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache)
+                fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails)
             VALUES ($id, $started_at, $operation, $agent, $team, $metadata, $requested_model, $final_target, $stream,
-                $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache)
+                $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache, $policy, $guardrails)
             """;
         string[] names = ["$id", "$started_at", "$operation", "$agent", "$team", "$metadata", "$requested_model", "$final_target", "$stream",
-            "$fell_back", "$attempts", "$status", "$input_tokens", "$output_tokens", "$cost_usd", "$ttft_ms", "$latency_ms", "$error_code", "$error", "$cache"];
+            "$fell_back", "$attempts", "$status", "$input_tokens", "$output_tokens", "$cost_usd", "$ttft_ms", "$latency_ms", "$error_code", "$error", "$cache",
+            "$policy", "$guardrails"];
         var parameters = names.Select(n => command.Parameters.Add(new SqliteParameter(n, null))).ToArray();
         command.Prepare();
         foreach (var t in batch)
@@ -40,6 +41,8 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 JsonSerializer.Serialize(t.Attempts, StorageJson.Default.IReadOnlyListTraceAttempt),
                 t.Status, t.InputTokens, t.OutputTokens, t.CostUsd.ToString(CultureInfo.InvariantCulture), t.TtftMs, t.LatencyMs,
                 t.ErrorCode, t.Error, t.Cache,
+                t.Policy is { Count: > 0 } ? JsonSerializer.Serialize(t.Policy, StorageJson.Default.IReadOnlyListString) : null,
+                t.Guardrails is { Count: > 0 } ? JsonSerializer.Serialize(t.Guardrails, StorageJson.Default.IReadOnlyListTraceVerdict) : null,
             ];
             for (var i = 0; i < values.Length; i++)
             {
@@ -99,7 +102,7 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 
         command.CommandText = $"""
             SELECT id, started_at, operation, agent, team, metadata, requested_model, final_target, stream, fell_back, attempts, status,
-                input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache
+                input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails
             FROM traces {(where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where))}
             ORDER BY started_at DESC, rowid DESC LIMIT $limit
             """;
@@ -130,6 +133,8 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 ErrorCode = reader.IsDBNull(17) ? null : reader.GetString(17),
                 Error = reader.IsDBNull(18) ? null : reader.GetString(18),
                 Cache = reader.IsDBNull(19) ? null : reader.GetString(19),
+                Policy = reader.IsDBNull(20) ? null : JsonSerializer.Deserialize(reader.GetString(20), StorageJson.Default.IReadOnlyListString),
+                Guardrails = reader.IsDBNull(21) ? null : JsonSerializer.Deserialize(reader.GetString(21), StorageJson.Default.IReadOnlyListTraceVerdict),
             });
         }
 
@@ -148,4 +153,6 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(IReadOnlyList<TraceAttempt>))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
+[JsonSerializable(typeof(IReadOnlyList<string>))]
+[JsonSerializable(typeof(IReadOnlyList<TraceVerdict>))]
 internal sealed partial class StorageJson : JsonSerializerContext;

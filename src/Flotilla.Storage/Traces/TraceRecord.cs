@@ -32,7 +32,16 @@ public sealed record TraceRecord
     public string? Error { get; init; }
     /// <summary>hit, miss or null when caching did not apply.</summary>
     public string? Cache { get; init; }
+    /// <summary>Policy notes: rate limit and budget decisions, audit-mode would-have-blocked notes.</summary>
+    public IReadOnlyList<string>? Policy { get; init; }
+    /// <summary>Every guardrail verdict on the call's input and output.</summary>
+    public IReadOnlyList<TraceVerdict>? Guardrails { get; init; }
 }
+
+/// <summary>One guardrail's verdict on one hook; never holds the text it matched.</summary>
+/// <param name="Action">block, redact or audit: what the guardrail is configured to do.</param>
+/// <param name="Outcome">passed, blocked, redacted or flagged (audit).</param>
+public sealed record TraceVerdict(string Hook, string Guardrail, string Action, string Outcome, string? Detail = null, double? Score = null);
 
 /// <summary>One try of one target within a call.</summary>
 /// <param name="Status">HTTP status from the upstream; 0 for a connection failure or timeout.</param>
