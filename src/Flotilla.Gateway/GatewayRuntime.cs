@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using Flotilla.Fleet;
 using Flotilla.Gateway.Budgets;
+using Flotilla.Guardrails;
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Providers;
 using Flotilla.Gateway.Providers.Anthropic;
@@ -37,6 +38,7 @@ internal sealed class GatewayRuntime
         RateLimits = new RateLimitBoard(fleet.Gateway.RateLimits, time);
         Budgets = new BudgetLedger(fleet.Gateway.Budgets, time);
         Cache = fleet.Gateway.Caching is { } caching ? new ResponseCache(caching, time) : null;
+        Guardrails = new GuardrailEngine(fleet.Gateway.Guardrails, GuardrailHttp, time);
         NeedsTokenEstimate = fleet.Gateway.Budgets.Count > 0
             || fleet.Gateway.RateLimits.Any(r => r.TokensPerMinute is not null || r.TokensPerHour is not null || r.TokensPerDay is not null);
     }
@@ -46,6 +48,11 @@ internal sealed class GatewayRuntime
     public BudgetLedger Budgets { get; }
 
     public ResponseCache? Cache { get; }
+
+    public GuardrailEngine Guardrails { get; }
+
+    /// <summary>For webhook guardrails; each guardrail applies its own timeout.</summary>
+    private static readonly HttpClient GuardrailHttp = new() { Timeout = Timeout.InfiniteTimeSpan };
 
     /// <summary>Token estimates cost a tokenizer pass; only budgets and token rate limits need them.</summary>
     public bool NeedsTokenEstimate { get; }

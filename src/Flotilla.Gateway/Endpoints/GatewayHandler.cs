@@ -7,6 +7,8 @@ using Flotilla.Gateway.Alerts;
 using Flotilla.Gateway.Budgets;
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
+using Flotilla.Gateway.Guardrails;
+using Flotilla.Guardrails;
 using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;
@@ -102,6 +104,7 @@ internal sealed partial class GatewayHandler(
         CacheEntryKey? cacheKey = null;
         string? cacheState = null;
         List<string>? policyNotes = null;
+        List<TraceVerdict>? verdicts = null;
         long estimatedTokens = 0;
         try
         {
@@ -110,6 +113,24 @@ internal sealed partial class GatewayHandler(
             var body = await ReadBodyAsync(context, runtime.MaxRequestBodyBytes);
             request = kind == CallKind.Chat ? ChatRequest.ParseChat(body) : ChatRequest.ParseEmbeddings(body);
             route = ResolveRoute(runtime, request.Model ?? caller.Agent.Model, kind);
+
+            var guardContext = new GuardrailContext(caller.Agent.Name, caller.Agent.Owner);
+            if (kind == CallKind.Chat && !runtime.Guardrails[GuardrailHook.LlmInput].IsEmpty)
+            {
+                // Input guardrails first: a blocked call costs nothing, and the cache keys on what the model would see.
+                var (texts, slots) = ModelTexts.FromRequest(request.Document);
+                var outcome = await runtime.Guardrails.RunAsync(GuardrailHook.LlmInput, texts, guardContext, context.RequestAborted);
+                AddVerdicts(ref verdicts, "llm_input", outcome.Verdicts);
+                if (outcome.IsBlocked)
+                {
+                    throw GuardrailError("llm_input", outcome);
+                }
+
+                if (outcome.Decision == GuardrailDecision.Redacted)
+                {
+                    request = ChatRequest.ParseChat(ModelTexts.Apply(request.Body, slots, outcome.Texts, completion: false));
+                }
+            }
 
             // Fleet policy, cheapest first: rate limits, then the cache (a hit costs nothing), then the budget.
             var subject = new CallSubject(caller.Agent.Name, caller.Agent.Owner, route.Name, metadata);
@@ -209,11 +230,35 @@ internal sealed partial class GatewayHandler(
                     throw CallDispatcher.ToCallerError(result, route);
                 }
 
-                if (reply.Stream is { } stream)
+                var outputGuard = runtime.Guardrails[GuardrailHook.LlmOutput];
+                if (reply.Stream is { } upstreamStream)
                 {
+                    var stream = upstreamStream;
+                    if (!outputGuard.IsEmpty && kind == CallKind.Chat)
+                    {
+                        // The guarded stream starts from the chunk the dispatcher already read; read it through the guard first.
+                        stream = new GuardedChunkStream(upstreamStream, outputGuard.CreateStreamingGuard(guardContext));
+                        try
+                        {
+                            if (!await stream.ReadAsync(linked.Token))
+                            {
+                                throw new GatewayException(502, "api_error", ErrorCodes.StreamBroken, "The answer stream ended before its first chunk.");
+                            }
+                        }
+                        catch (GuardrailBlockedException e)
+                        {
+                            throw new GatewayException(400, "invalid_request_error", ErrorCodes.GuardrailBlocked, $"The answer was stopped by an output guardrail: {e.Message}");
+                        }
+                    }
+
                     var assembler = cacheKey is not null ? new CompletionAssembler() : null;
                     (ttftMs, error) = await RelayStreamAsync(context, stream, start, deadline, assembler, linked.Token);
                     usage = stream.Usage;
+                    if (stream is GuardedChunkStream guarded)
+                    {
+                        AddVerdicts(ref verdicts, "llm_output", guarded.Guard.Verdicts);
+                    }
+
                     if (error is null && assembler?.Build(result.Target!.Name, usage, time.GetUtcNow().ToUnixTimeSeconds()) is { } assembled)
                     {
                         Store(runtime.Cache!, cacheKey!, assembled, result.Target!.Name, usage);
@@ -222,13 +267,30 @@ internal sealed partial class GatewayHandler(
                 else
                 {
                     usage = reply.Usage;
+                    var answer = reply.Body!;
+                    if (kind == CallKind.Chat && !outputGuard.IsEmpty)
+                    {
+                        var (texts, slots) = ModelTexts.FromCompletion(answer);
+                        var outcome = await runtime.Guardrails.RunAsync(GuardrailHook.LlmOutput, texts, guardContext, context.RequestAborted);
+                        AddVerdicts(ref verdicts, "llm_output", outcome.Verdicts);
+                        if (outcome.IsBlocked)
+                        {
+                            throw GuardrailError("llm_output", outcome);
+                        }
+
+                        if (outcome.Decision == GuardrailDecision.Redacted)
+                        {
+                            answer = ModelTexts.Apply(answer, slots, outcome.Texts, completion: true);
+                        }
+                    }
+
                     response.ContentType = "application/json";
-                    response.ContentLength = reply.Body!.Length;
-                    await response.BodyWriter.WriteAsync(reply.Body, context.RequestAborted);
+                    response.ContentLength = answer.Length;
+                    await response.BodyWriter.WriteAsync(answer, context.RequestAborted);
                     ttftMs = time.GetElapsedTime(start).TotalMilliseconds;
                     if (cacheKey is not null)
                     {
-                        Store(runtime.Cache!, cacheKey, reply.Body, result.Target!.Name, usage);
+                        Store(runtime.Cache!, cacheKey, answer, result.Target!.Name, usage);
                     }
                 }
 
@@ -305,6 +367,7 @@ internal sealed partial class GatewayHandler(
                     Error = SecretScrubber.Scrub(error?.Message),
                     Cache = cacheState,
                     Policy = policyNotes,
+                    Guardrails = verdicts,
                 });
             }
         }
@@ -336,6 +399,12 @@ internal sealed partial class GatewayHandler(
 
             await writer.WriteAsync(DoneEvent, cancellationToken);
             return (ttft, null);
+        }
+        catch (GuardrailBlockedException e)
+        {
+            var error = new GatewayException(400, "invalid_request_error", ErrorCodes.GuardrailBlocked, $"The answer was stopped by an output guardrail: {e.Message}");
+            await writer.WriteAsync(ErrorWriter.ToSseEvent(error.Message, error.Type, error.Code), CancellationToken.None);
+            return (ttft, error);
         }
         catch (StreamBrokenException e)
         {
@@ -508,6 +577,27 @@ internal sealed partial class GatewayHandler(
         }
 
         return route;
+    }
+
+    private static GatewayException GuardrailError(string hook, GuardrailOutcome outcome) =>
+        new(400, "invalid_request_error", ErrorCodes.GuardrailBlocked,
+            $"Blocked by guardrail '{outcome.BlockedBy?.Name}' on {hook}: {outcome.Reason}");
+
+    private static void AddVerdicts(ref List<TraceVerdict>? verdicts, string hook, IReadOnlyList<GuardrailVerdict> found)
+    {
+        foreach (var v in found)
+        {
+            (verdicts ??= []).Add(new TraceVerdict(hook, v.Name, v.Action.ToString().ToLowerInvariant(), v.Effect switch
+            {
+                GuardrailEffect.Blocked => "blocked",
+                GuardrailEffect.Redacted => "redacted",
+                GuardrailEffect.Audited => "flagged",
+                GuardrailEffect.FailedOpen => "failed_open",
+                GuardrailEffect.Skipped => "skipped",
+                _ => "passed",
+            }, v.Findings is { Count: > 0 } findings ? string.Join(", ", findings.Select(f => $"{f.Kind}×{f.Count}")) : v.Note,
+            v.Score is { } score ? Math.Round(score, 3) : null));
+        }
     }
 
     private enum CacheControl { Default, NoCache, NoStore }
