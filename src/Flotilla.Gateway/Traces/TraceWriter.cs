@@ -13,6 +13,7 @@ internal sealed partial class TraceWriter(ITraceStore store, ILogger<TraceWriter
 {
     private const int Capacity = 32_768;
     private const int MaxBatch = 512;
+    private static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(100);
     private readonly Channel<TraceRecord> _channel = Channel.CreateBounded<TraceRecord>(new BoundedChannelOptions(Capacity)
     {
         SingleReader = true,
@@ -34,6 +35,19 @@ internal sealed partial class TraceWriter(ITraceStore store, ILogger<TraceWriter
         {
             while (await reader.WaitToReadAsync(stoppingToken))
             {
+                // Linger a moment so a trickle of calls becomes one transaction instead of one per call: each write
+                // costs the gateway's core far more than the wait costs anyone.
+                if (reader.Count < MaxBatch)
+                {
+                    try
+                    {
+                        await Task.Delay(Linger, stoppingToken);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+                }
+
                 await DrainAsync(batch);
             }
         }
