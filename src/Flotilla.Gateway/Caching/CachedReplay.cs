@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Flotilla.Gateway.Protocol;
 
@@ -18,49 +17,11 @@ internal static class CachedReplay
         var message = choice.GetProperty("message");
         var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : "stop";
         var chunks = new List<byte[]>(5);
-
-        byte[] Chunk(Action<Utf8JsonWriter>? delta, string? finishReason, bool usageOnly = false)
-        {
-            var buffer = new ArrayBufferWriter<byte>(256);
-            using (var writer = new Utf8JsonWriter(buffer, GatewayJson.WriterOptions))
-            {
-                writer.WriteStartObject();
-                writer.WriteString("id", id);
-                writer.WriteString("object", "chat.completion.chunk");
-                writer.WriteNumber("created", created);
-                writer.WriteString("model", model);
-                writer.WriteStartArray("choices");
-                if (!usageOnly)
-                {
-                    writer.WriteStartObject();
-                    writer.WriteNumber("index", 0);
-                    writer.WriteStartObject("delta");
-                    delta?.Invoke(writer);
-                    writer.WriteEndObject();
-                    if (finishReason is null)
-                    {
-                        writer.WriteNull("finish_reason");
-                    }
-                    else
-                    {
-                        writer.WriteString("finish_reason", finishReason);
-                    }
-
-                    writer.WriteEndObject();
-                }
-
-                writer.WriteEndArray();
-                if (usageOnly && root.TryGetProperty("usage", out var usage))
-                {
-                    writer.WritePropertyName("usage");
-                    usage.WriteTo(writer);
-                }
-
-                writer.WriteEndObject();
-            }
-
-            return buffer.WrittenSpan.ToArray();
-        }
+        var json = new ChunkJson(id ?? "chatcmpl-cached", created, model ?? "");
+        byte[] Chunk(Action<Utf8JsonWriter>? delta, string? finishReason, bool usageOnly = false) =>
+            usageOnly && root.TryGetProperty("usage", out var usage)
+                ? json.Usage(usage.WriteTo)
+                : json.Delta(delta, finishReason);
 
         chunks.Add(Chunk(w => { w.WriteString("role", "assistant"); w.WriteString("content", ""); }, null));
         if (message.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String && content.GetString() is { Length: > 0 } text)

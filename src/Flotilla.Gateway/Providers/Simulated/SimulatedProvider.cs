@@ -240,7 +240,13 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
 
     private static void WriteUsage(Utf8JsonWriter writer, TokenUsage usage)
     {
-        writer.WriteStartObject("usage");
+        writer.WritePropertyName("usage");
+        WriteUsageObject(writer, usage);
+    }
+
+    private static void WriteUsageObject(Utf8JsonWriter writer, TokenUsage usage)
+    {
+        writer.WriteStartObject();
         writer.WriteNumber("prompt_tokens", usage.InputTokens);
         writer.WriteNumber("completion_tokens", usage.OutputTokens);
         writer.WriteNumber("total_tokens", usage.Total);
@@ -250,51 +256,11 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
     private static List<byte[]> Chunks(string id, long created, string model, SimulatedAnswer answer, TokenUsage usage, bool includeUsage)
     {
         var chunks = new List<byte[]>();
-        void Chunk(Action<Utf8JsonWriter>? delta, string? finish, bool usageChunk = false)
-        {
-            var buffer = new ArrayBufferWriter<byte>(256);
-            using (var writer = new Utf8JsonWriter(buffer, GatewayJson.WriterOptions))
-            {
-                writer.WriteStartObject();
-                writer.WriteString("id", id);
-                writer.WriteString("object", "chat.completion.chunk");
-                writer.WriteNumber("created", created);
-                writer.WriteString("model", model);
-                writer.WriteStartArray("choices");
-                if (!usageChunk)
-                {
-                    writer.WriteStartObject();
-                    writer.WriteNumber("index", 0);
-                    writer.WriteStartObject("delta");
-                    delta?.Invoke(writer);
-                    writer.WriteEndObject();
-                    if (finish is null)
-                    {
-                        writer.WriteNull("finish_reason");
-                    }
-                    else
-                    {
-                        writer.WriteString("finish_reason", finish);
-                    }
-
-                    writer.WriteEndObject();
-                }
-
-                writer.WriteEndArray();
-                if (usageChunk)
-                {
-                    WriteUsage(writer, usage);
-                }
-                else if (includeUsage)
-                {
-                    writer.WriteNull("usage");
-                }
-
-                writer.WriteEndObject();
-            }
-
-            chunks.Add(buffer.WrittenSpan.ToArray());
-        }
+        var json = new ChunkJson(id, created, model);
+        void Chunk(Action<Utf8JsonWriter>? delta, string? finish, bool usageChunk = false) =>
+            chunks.Add(usageChunk
+                ? json.Usage(w => WriteUsageObject(w, usage))
+                : json.Delta(delta, finish, usageNull: includeUsage));
 
         Chunk(w => { w.WriteString("role", "assistant"); w.WriteString("content", ""); }, null);
         if (answer.Text is not null)
