@@ -54,10 +54,20 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
             var before = s.Count;
             s.Add(hash, vector, answer, ++_clock);
             _total += s.Count - before;
-            // Bound the whole cache: evict the least recently used entry of the fullest space.
+            // Bound the whole cache: evict the least recently used entry, whichever space holds it.
             while (_total > config.MaxEntries)
             {
-                _spaces.Values.MaxBy(x => x.Count)!.EvictOldest();
+                var (victim, index, oldest) = ((Space?)null, -1, long.MaxValue);
+                foreach (var candidate in _spaces.Values)
+                {
+                    var (i, used) = candidate.Oldest();
+                    if (i >= 0 && used < oldest)
+                    {
+                        (victim, index, oldest) = (candidate, i, used);
+                    }
+                }
+
+                victim!.Remove(index);
                 _total--;
             }
         }
@@ -95,7 +105,15 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
     /// The exact key: the request with fields that do not change the answer removed (stream, stream_options, user,
     /// metadata, n=1…) and object keys sorted, hashed with XXH128 folded to 64 bits, plus the model asked for.
     /// </summary>
-    public static ulong ExactKey(string model, JsonElement request)
+    public static ulong ExactKey(string model, JsonElement request) => Key(model, request, withMessages: true);
+
+    /// <summary>
+    /// For the semantic cache: the exact key without the conversation. Similar conversations may share an answer only when
+    /// this matches too: another model's answer, or a text answer to a request that offers tools, is not the answer asked for.
+    /// </summary>
+    public static ulong ParametersKey(string model, JsonElement request) => Key(model, request, withMessages: false);
+
+    private static ulong Key(string model, JsonElement request, bool withMessages)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -104,7 +122,8 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
             writer.WriteString("$model", model);
             foreach (var property in request.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
             {
-                if (property.Name is "model" or "stream" or "stream_options" or "user" or "metadata" or "store")
+                if (property.Name is "model" or "stream" or "stream_options" or "user" or "metadata" or "store"
+                    || (!withMessages && property.Name == "messages"))
                 {
                     continue;
                 }
@@ -308,7 +327,8 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
             _byHash[hash] = index;
         }
 
-        public void EvictOldest()
+        /// <summary>The least recently used entry and when it was used; index -1 when the space is empty.</summary>
+        public (int Index, long Used) Oldest()
         {
             var oldest = -1;
             for (var i = 0; i < _answers.Count; i++)
@@ -319,10 +339,7 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
                 }
             }
 
-            if (oldest >= 0)
-            {
-                Remove(oldest);
-            }
+            return (oldest, oldest < 0 ? long.MaxValue : _used[oldest]);
         }
 
         public void Remove(int index)

@@ -626,6 +626,8 @@ internal sealed partial class GatewayHandler(
         float[]? vector = null;
         if (config.Type == CacheType.Semantic)
         {
+            // Similar conversations answer each other only under the same model and parameters (tools, temperature, ...).
+            space += "|" + ResponseCache.ParametersKey(route.Name, request.Document).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
             // The conversation is embedded with the configured model, or locally when none is configured.
             var text = route.Name + "\n" + ResponseCache.ConversationText(request.Document);
             vector = config.EmbeddingModel is { } model && runtime.Routes.TryGet(model, out var embeddingRoute)

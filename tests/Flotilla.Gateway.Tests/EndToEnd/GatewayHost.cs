@@ -24,18 +24,19 @@ internal sealed class GatewayHost : IAsyncDisposable
 
     private static readonly TimeSpan TraceWait = TimeSpan.FromSeconds(5);
 
-    private GatewayHost(FlotillaServer server, string dataDirectory, string key)
+    private readonly FlotillaServerOptions _options;
+    private readonly List<HttpClient> _agentClients = [];
+
+    private GatewayHost(FlotillaServer server, FlotillaServerOptions options, string key)
     {
         Server = server;
-        DataDirectory = dataDirectory;
+        _options = options;
+        DataDirectory = options.DataDirectory;
         AgentKey = key;
-        Http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(30) };
-        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        Admin = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(30) };
-        Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+        (Http, Admin) = Clients(server, key);
     }
 
-    public FlotillaServer Server { get; }
+    public FlotillaServer Server { get; private set; }
 
     public string DataDirectory { get; }
 
@@ -43,10 +44,10 @@ internal sealed class GatewayHost : IAsyncDisposable
     public string AgentKey { get; }
 
     /// <summary>Calls the gateway as <see cref="Agent"/>.</summary>
-    public HttpClient Http { get; }
+    public HttpClient Http { get; private set; }
 
     /// <summary>Calls the admin API with the admin token.</summary>
-    public HttpClient Admin { get; }
+    public HttpClient Admin { get; private set; }
 
     /// <summary>
     /// Starts a server for <paramref name="gatewayYaml"/> (the gateway document; an agent <see cref="Agent"/> owned by
@@ -65,7 +66,7 @@ internal sealed class GatewayHost : IAsyncDisposable
             throw new InvalidOperationException("The test fleet is invalid:\n" + string.Join("\n", loaded.Errors) + "\n" + yaml);
         }
 
-        var server = await FlotillaServer.StartAsync(new FlotillaServerOptions
+        var options = new FlotillaServerOptions
         {
             Fleet = loaded.Fleet!,
             FleetPath = fleetPath,
@@ -74,9 +75,52 @@ internal sealed class GatewayHost : IAsyncDisposable
             AdminToken = AdminToken,
             Console = TextWriter.Null,
             Time = time ?? TimeProvider.System,
-        });
+        };
+        var server = await FlotillaServer.StartAsync(options);
         var key = await server.IssueKeyAsync(Agent);
-        return new GatewayHost(server, dataDirectory, key);
+        return new GatewayHost(server, options, key);
+    }
+
+    /// <summary>
+    /// Stops the server and starts a new one on the same data directory, fleet and clock (as after a process restart);
+    /// <see cref="Http"/> and <see cref="Admin"/> are replaced, and keys issued before keep working.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        DisposeClients();
+        await Server.DisposeAsync();
+        Server = await FlotillaServer.StartAsync(_options);
+        (Http, Admin) = Clients(Server, AgentKey);
+    }
+
+    /// <summary>A client calling the gateway as <paramref name="agent"/> (declared in the fleet), with a newly issued key.</summary>
+    public async Task<HttpClient> ClientForAsync(string agent)
+    {
+        var client = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await Server.IssueKeyAsync(agent));
+        _agentClients.Add(client);
+        return client;
+    }
+
+    private static (HttpClient Http, HttpClient Admin) Clients(FlotillaServer server, string key)
+    {
+        var http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        var admin = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(30) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+        return (http, admin);
+    }
+
+    private void DisposeClients()
+    {
+        Http.Dispose();
+        Admin.Dispose();
+        foreach (var client in _agentClients)
+        {
+            client.Dispose();
+        }
+
+        _agentClients.Clear();
     }
 
     /// <summary>The OpenAI .NET SDK pointed at the gateway, without the SDK's own retries (they would hide the gateway's).</summary>
@@ -158,8 +202,7 @@ internal sealed class GatewayHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        Http.Dispose();
-        Admin.Dispose();
+        DisposeClients();
         await Server.DisposeAsync();
         try
         {
