@@ -28,6 +28,7 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
         var now = time.GetUtcNow();
         var held = new List<Account>(rules.Count);
         List<string>? auditNotes = null;
+        List<string>? auditAlerts = null;
         for (var i = 0; i < rules.Count; i++)
         {
             var rule = rules[i];
@@ -49,6 +50,11 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             {
                 // Audit: record what would have been refused, let the call through and count its spend.
                 (auditNotes ??= []).Add(message);
+                if (account.FirstAuditInWindow(now))
+                {
+                    (auditAlerts ??= []).Add(message);
+                }
+
                 account.ForceReserve(now, worstCaseUsd);
                 held.Add(account);
                 continue;
@@ -60,10 +66,10 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             }
 
             // A refused call means the budget is used up for practical purposes: thresholds up to 100 % not yet alerted fire now.
-            return new BudgetDecision(false, message, resetsAt, [], worstCaseUsd, auditNotes) { Alerts = account.Exhausted(now) };
+            return new BudgetDecision(false, message, resetsAt, [], worstCaseUsd, auditNotes) { Alerts = account.Exhausted(now), AuditAlerts = auditAlerts };
         }
 
-        return new BudgetDecision(true, null, null, held, worstCaseUsd, auditNotes);
+        return new BudgetDecision(true, null, null, held, worstCaseUsd, auditNotes) { AuditAlerts = auditAlerts };
     }
 
     /// <summary>Replaces the reservation with the actual cost; returns the alerts this spend crossed.</summary>
@@ -178,6 +184,19 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             }
         }
 
+        private bool _auditAlerted;
+
+        public bool FirstAuditInWindow(DateTimeOffset now)
+        {
+            lock (_lock)
+            {
+                Roll(now);
+                var first = !_auditAlerted;
+                _auditAlerted = true;
+                return first;
+            }
+        }
+
         public IReadOnlyList<BudgetAlert> Exhausted(DateTimeOffset now)
         {
             lock (_lock)
@@ -208,6 +227,7 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
                 _spent = 0;
                 _reserved = 0;
                 _fired.Clear();
+                _auditAlerted = false;
             }
         }
     }
@@ -218,6 +238,9 @@ internal sealed record BudgetDecision(
     bool IsAllowed, string? Reason, DateTimeOffset? ResetsAt, IReadOnlyList<BudgetLedger.Account> Accounts, decimal ReservedUsd, IReadOnlyList<string>? AuditNotes)
 {
     public static BudgetDecision None { get; } = new(true, null, null, [], 0, null);
+
+    /// <summary>Audit-mode refusals to alert: the first per rule, key and window (every one is on the trace).</summary>
+    public IReadOnlyList<string>? AuditAlerts { get; init; }
 
     /// <summary>Alerts raised by the refusal itself.</summary>
     public IReadOnlyList<BudgetAlert> Alerts { get; init; } = [];

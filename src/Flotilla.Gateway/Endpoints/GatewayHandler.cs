@@ -105,7 +105,7 @@ internal sealed partial class GatewayHandler(
         string? cacheState = null;
         List<string>? policyNotes = null;
         List<TraceVerdict>? verdicts = null;
-        long estimatedTokens = 0;
+        long estimatedTokens = 0, estimatedInput = 0;
         try
         {
             caller = Authenticate(context, runtime);
@@ -134,7 +134,7 @@ internal sealed partial class GatewayHandler(
 
             // Fleet policy, cheapest first: rate limits, then the cache (a hit costs nothing), then the budget.
             var subject = new CallSubject(caller.Agent.Name, caller.Agent.Owner, route.Name, metadata);
-            long estimatedInput = 0, maxOutput = 0;
+            long maxOutput = 0;
             if (runtime.NeedsTokenEstimate)
             {
                 estimatedInput = TokenEstimator.EstimateInput(request);
@@ -176,13 +176,14 @@ internal sealed partial class GatewayHandler(
             {
                 var worstCase = route.Members.Max(m => m.Model.Config.Price.Cost(estimatedInput, maxOutput));
                 budget = runtime.Budgets.TryReserve(subject, worstCase);
-                if (budget.AuditNotes is { } notes)
+                foreach (var note in budget.AuditNotes ?? [])
                 {
-                    foreach (var note in notes)
-                    {
-                        (policyNotes ??= []).Add("budget audit: would have refused: " + note);
-                        alerts.PublishWouldBlock(note, caller.Agent.Name);
-                    }
+                    (policyNotes ??= []).Add("budget audit: would have refused: " + note);
+                }
+
+                foreach (var note in budget.AuditAlerts ?? [])
+                {
+                    alerts.PublishWouldBlock(note, caller.Agent.Name);
                 }
 
                 if (!budget.IsAllowed)
@@ -324,6 +325,12 @@ internal sealed partial class GatewayHandler(
         finally
         {
             var answered = result?.Target;
+            if (answered is not null && result!.Reply.IsSuccess && usage.InputTokens == 0 && estimatedInput > 0)
+            {
+                // A stream that broke or was cut off before its usage chunk still cost its prompt: charge the estimate.
+                usage = new TokenUsage(estimatedInput, usage.OutputTokens);
+            }
+
             var cost = answered is null || cacheState == "hit" ? 0m : answered.Config.Price.Cost(usage.InputTokens, usage.OutputTokens);
             if (budget is not null)
             {

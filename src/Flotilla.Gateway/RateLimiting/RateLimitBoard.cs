@@ -50,6 +50,13 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimePro
                     }
 
                     var unit = tokens ? "tokens" : "requests";
+                    if (amount > limit)
+                    {
+                        return new RateLimitDecision(false, window,
+                            $"This call alone is estimated at {amount} tokens, more than the limit of {limit} tokens per {WindowName(window)} for {rule.AppliesPer} '{key}' (gateway.rate_limits, line {rule.Location.Line}); lower max_tokens or the prompt.",
+                            null);
+                    }
+
                     return new RateLimitDecision(false, retryAfter,
                         $"Rate limit reached: {limit} {unit} per {WindowName(window)} for {rule.AppliesPer} '{key}' (gateway.rate_limits, line {rule.Location.Line}). Retry after {Math.Ceiling(retryAfter.TotalSeconds):0} s.",
                         null);
