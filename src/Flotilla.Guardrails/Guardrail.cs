@@ -67,7 +67,7 @@ internal struct FindingTally
         }
     }
 
-    public readonly IReadOnlyList<GuardrailFinding> ToList() => _items is null ? [] : _items.ToArray();
+    public readonly IReadOnlyList<GuardrailFinding> ToList() => _items is null ? Array.Empty<GuardrailFinding>() : _items.ToArray();
 
     /// <summary><c>aws-access-key-id (1), github-token (2)</c>.</summary>
     public readonly string Describe() => _items is null ? "nothing" : string.Join(", ", _items.Select(i => $"{i.Kind} ({i.Count})"));

@@ -24,6 +24,7 @@ namespace Flotilla.Guardrails;
 public sealed class GuardrailPipeline
 {
     private readonly Guardrail[] _guardrails;
+    private readonly GuardrailRef[] _configs;
     private readonly int[] _validators;
     private readonly int[] _mutators;
     private readonly bool _hasWebhook;
@@ -45,6 +46,7 @@ public sealed class GuardrailPipeline
             _guardrails[i] = Create(guardrails[i], http, _time);
         }
 
+        _configs = [.. guardrails];
         _validators = [.. Enumerable.Range(0, _guardrails.Length).Where(i => !_guardrails[i].IsMutator)];
         _mutators = [.. Enumerable.Range(0, _guardrails.Length).Where(i => _guardrails[i].IsMutator)];
         _hasWebhook = _guardrails.Any(g => g is WebhookGuardrail);
@@ -56,7 +58,7 @@ public sealed class GuardrailPipeline
     public bool IsEmpty => _guardrails.Length == 0;
 
     /// <summary>The configured guardrails, in declared order.</summary>
-    public IReadOnlyList<GuardrailRef> Guardrails => [.. _guardrails.Select(g => g.Config)];
+    public IReadOnlyList<GuardrailRef> Guardrails => _configs;
 
     internal IReadOnlyList<Guardrail> Members => _guardrails;
 
@@ -91,18 +93,18 @@ public sealed class GuardrailPipeline
             verdicts[i] = Validate((LocalGuardrail)_guardrails[i], texts);
         }
 
-        return Finish(texts, verdicts) ?? MutateLocal(texts, verdicts, 0);
+        return Finish(texts, verdicts) ?? MutateLocal(texts, verdicts);
     }
 
     private async Task<GuardrailOutcome> RunWithWebhooksAsync(IReadOnlyList<string> texts, GuardrailContext context, CancellationToken cancellationToken)
     {
         var verdicts = new GuardrailVerdict[_guardrails.Length];
-        var calls = new List<(int Index, long Started, Task<WebhookAnswer> Call)>();
+        var calls = new List<(int Index, Task<WebhookAnswer> Call)>();
         foreach (var i in _validators)
         {
             if (_guardrails[i] is WebhookGuardrail webhook)
             {
-                calls.Add((i, _time.GetTimestamp(), webhook.CallAsync(Hook, texts, context, cancellationToken)));
+                calls.Add((i, webhook.CallAsync(Hook, texts, context, cancellationToken)));
             }
         }
 
@@ -114,10 +116,9 @@ public sealed class GuardrailPipeline
             }
         }
 
-        foreach (var (i, started, call) in calls)
+        foreach (var (i, call) in calls)
         {
-            var answer = await call.ConfigureAwait(false);
-            verdicts[i] = WebhookVerdict((WebhookGuardrail)_guardrails[i], answer, started).Verdict;
+            verdicts[i] = WebhookVerdict((WebhookGuardrail)_guardrails[i], await call.ConfigureAwait(false)).Verdict;
         }
 
         if (Finish(texts, verdicts) is { } blocked)
@@ -136,9 +137,8 @@ public sealed class GuardrailPipeline
             else
             {
                 var webhook = (WebhookGuardrail)_guardrails[i];
-                var started = _time.GetTimestamp();
                 var answer = await webhook.CallAsync(Hook, current, context, cancellationToken).ConfigureAwait(false);
-                (verdicts[i], var replaced) = WebhookVerdict(webhook, answer, started);
+                (verdicts[i], var replaced) = WebhookVerdict(webhook, answer);
                 current = replaced ?? current;
             }
 
@@ -152,10 +152,10 @@ public sealed class GuardrailPipeline
         return Done(texts, current, verdicts);
     }
 
-    private GuardrailOutcome MutateLocal(IReadOnlyList<string> texts, GuardrailVerdict[] verdicts, int fromMutator)
+    private GuardrailOutcome MutateLocal(IReadOnlyList<string> texts, GuardrailVerdict[] verdicts)
     {
         var current = texts;
-        for (var m = fromMutator; m < _mutators.Length; m++)
+        for (var m = 0; m < _mutators.Length; m++)
         {
             var i = _mutators[m];
             (current, verdicts[i]) = Mutate((LocalGuardrail)_guardrails[i], current);
@@ -275,10 +275,10 @@ public sealed class GuardrailPipeline
         return new GuardrailVerdict(config.Name, config.Type, config.Action, triggered, effect, score, tally.ToList(), Microseconds(started), note);
     }
 
-    private (GuardrailVerdict Verdict, IReadOnlyList<string>? Texts) WebhookVerdict(WebhookGuardrail webhook, WebhookAnswer answer, long started)
+    private static (GuardrailVerdict Verdict, IReadOnlyList<string>? Texts) WebhookVerdict(WebhookGuardrail webhook, WebhookAnswer answer)
     {
         var config = webhook.Config;
-        var elapsed = Microseconds(started);
+        var elapsed = answer.Microseconds;
         if (answer.Failure is { } failure)
         {
             var effect = config.Action == GuardrailAction.Audit ? GuardrailEffect.Audited : config.FailOpen ? GuardrailEffect.FailedOpen : GuardrailEffect.Blocked;

@@ -2,10 +2,13 @@ using Flotilla.Fleet;
 
 namespace Flotilla.Guardrails;
 
-/// <summary>What a guardrail's finding did to the call.</summary>
+/// <summary>
+/// What a guardrail's finding did to the call. On the trace's <c>outcome</c>: None is <c>passed</c>, Audited is
+/// <c>flagged</c>, the others by their names (<c>blocked</c>, <c>redacted</c>, <c>failed_open</c>, <c>skipped</c>).
+/// </summary>
 public enum GuardrailEffect
 {
-    /// <summary>Nothing found, nothing done.</summary>
+    /// <summary>Nothing found (or, for prompt-injection, a score below the threshold): the call went on.</summary>
     None,
 
     /// <summary>The call was refused.</summary>
@@ -14,7 +17,7 @@ public enum GuardrailEffect
     /// <summary>The text was changed (secrets, PII or injected instructions replaced).</summary>
     Redacted,
 
-    /// <summary>An <c>audit</c> guardrail found something; it was recorded and the call went on unchanged.</summary>
+    /// <summary>An <c>audit</c> guardrail found something (or its webhook failed); it was recorded and the call went on unchanged.</summary>
     Audited,
 
     /// <summary>A webhook failed (timeout, error, bad answer) and is configured to let the call through.</summary>

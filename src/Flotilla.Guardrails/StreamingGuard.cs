@@ -71,9 +71,10 @@ public sealed class StreamingGuard
     public IReadOnlyList<GuardrailVerdict> Verdicts => _blocked?.Verdicts ?? _finalVerdicts ?? BuildVerdicts(null);
 
     /// <summary>Adds a delta; returns what may be sent on now.</summary>
+    /// <exception cref="InvalidOperationException">The stream was already completed.</exception>
     public ValueTask<StreamingRelease> AppendAsync(string delta, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_completed, this);
+        ThrowIfCompleted();
         if (_blocked is not null)
         {
             return new(new StreamingRelease("", _blocked));
@@ -96,9 +97,10 @@ public sealed class StreamingGuard
     }
 
     /// <summary>Ends the stream: scans and releases what is left.</summary>
+    /// <exception cref="InvalidOperationException">The stream was already completed.</exception>
     public ValueTask<StreamingRelease> CompleteAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_completed, this);
+        ThrowIfCompleted();
         _completed = true;
         if (_blocked is not null)
         {
@@ -119,6 +121,14 @@ public sealed class StreamingGuard
         var release = Scan(final: true);
         _finalVerdicts = _blocked?.Verdicts ?? BuildVerdicts(null);
         return new(release);
+    }
+
+    private void ThrowIfCompleted()
+    {
+        if (_completed)
+        {
+            throw new InvalidOperationException("The stream was already completed; create a new StreamingGuard for the next one.");
+        }
     }
 
     private async ValueTask<StreamingRelease> CompleteWholeAsync(CancellationToken cancellationToken)
@@ -209,23 +219,30 @@ public sealed class StreamingGuard
             }
         }
 
+        // Redactions are applied to what is released; audit findings are only counted, but like redactions they are
+        // counted in the window that releases them whole, so neither may be cut in two.
         List<TextEdit>? redactions = null;
+        List<TextEdit>? whole = null;
         for (var i = 0; i < members.Count; i++)
         {
-            if (members[i].Config.Action == GuardrailAction.Redact && scans[i].Edits is { } edits)
+            if (members[i].Config.Action != GuardrailAction.Block && scans[i].Edits is { } edits)
             {
-                (redactions ??= []).AddRange(edits);
+                (whole ??= []).AddRange(edits);
+                if (members[i].Config.Action == GuardrailAction.Redact)
+                {
+                    (redactions ??= []).AddRange(edits);
+                }
             }
         }
 
         var limit = final ? window.Length : Math.Max(0, window.Length - HoldBack);
-        if (redactions is not null)
+        if (whole is not null)
         {
-            TextEdits.Merge(redactions);
+            TextEdits.Merge(whole);
 
-            // A finished redaction goes out now, while the text that identified it (a "password:" key, a "server=" on
-            // the line) is still in view; the next window would start after that context.
-            foreach (var edit in redactions)
+            // A finished finding goes out now, while the text that identified it (a "password:" key, a "server=" on the
+            // line) is still in view; the next window would start after that context.
+            foreach (var edit in whole)
             {
                 if (edit.End < window.Length || final)
                 {
@@ -240,11 +257,11 @@ public sealed class StreamingGuard
             limit = Math.Min(limit, Math.Max(0, unfinished - ContextMargin));
         }
 
-        // And no redaction is cut in two.
-        for (var moved = true; moved && redactions is not null;)
+        // And none is cut in two.
+        for (var moved = true; moved && whole is not null;)
         {
             moved = false;
-            foreach (var edit in redactions)
+            foreach (var edit in whole)
             {
                 if (edit.Start < limit && edit.End > limit)
                 {
@@ -252,6 +269,11 @@ public sealed class StreamingGuard
                     moved = true;
                 }
             }
+        }
+
+        if (redactions is not null)
+        {
+            TextEdits.Merge(redactions);
         }
 
         if (limit > 0 && limit < window.Length && char.IsHighSurrogate(window[limit - 1]))

@@ -588,7 +588,7 @@ internal sealed partial class GatewayHandler(
 
     private static GatewayException GuardrailError(string hook, GuardrailOutcome outcome) =>
         new(400, "invalid_request_error", ErrorCodes.GuardrailBlocked,
-            $"Blocked by guardrail '{outcome.BlockedBy?.Name}' on {hook}: {outcome.Reason}");
+            outcome.Reason ?? $"Blocked by guardrail '{outcome.BlockedBy?.Name}' on {hook}.");
 
     private static void AddVerdicts(ref List<TraceVerdict>? verdicts, string hook, IReadOnlyList<GuardrailVerdict> found)
     {

@@ -27,14 +27,12 @@ public static partial class PiiDetector
 
     private const RegexOptions Options = RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture;
 
-    private static readonly SearchValues<char> Digits = SearchValues.Create("0123456789");
-
     /// <summary>The personal data in <paramref name="text"/>, in order, not overlapping. Allocates nothing when there is none.</summary>
     public static IReadOnlyList<TextFinding> Find(string text)
     {
         List<TextFinding>? found = null;
         Scan(text, ref found);
-        return found is null ? [] : found;
+        return found is null ? Array.Empty<TextFinding>() : found;
     }
 
     /// <summary>The text with each finding replaced by <c>[REDACTED:kind]</c>; the same instance when there is none.</summary>
@@ -51,109 +49,237 @@ public static partial class PiiDetector
         var span = text.AsSpan();
         if (span.Contains('@'))
         {
-            foreach (var m in EmailPattern().EnumerateMatches(span))
-            {
-                if (IsEmail(span, m.Index, m.Length))
-                {
-                    Add(ref found, m.Index, m.Length, Email);
-                }
-            }
+            ScanEmails(span, ref found);
         }
 
-        var firstDigit = span.IndexOfAny(Digits);
+        var firstDigit = span.IndexOfAnyInRange('0', '9');
         if (firstDigit >= 0)
         {
-            ScanNumbers(text, firstDigit, ref found);
+            ScanNumbers(span, firstDigit, ref found);
+            foreach (var m in IbanCandidate().EnumerateMatches(span))
+            {
+                if (IsIban(span.Slice(m.Index, m.Length)))
+                {
+                    Add(ref found, m.Index, m.Length, Iban);
+                }
+            }
+
+            foreach (var m in NinoPattern().EnumerateMatches(span))
+            {
+                Add(ref found, m.Index, m.Length, UkNino);
+            }
         }
 
         if (span.Contains(':'))
         {
-            foreach (var m in Ipv6Candidate().EnumerateMatches(span))
-            {
-                if (IsIpv6Host(span.Slice(m.Index, m.Length)))
-                {
-                    Add(ref found, m.Index, m.Length, IpAddress);
-                }
-            }
+            ScanIpv6(span, ref found);
         }
 
         if (found is not null && found.Count - before > 1)
         {
             var mine = found.GetRange(before, found.Count - before);
-            TextEdits.Normalize(mine);
+            TextEdits.Normalize(mine, Priority);
             found.RemoveRange(before, found.Count - before);
             found.AddRange(mine);
         }
     }
 
-    private static void ScanNumbers(string text, int firstDigit, ref List<TextFinding>? found)
+    private static readonly SearchValues<char> NumberSeparators = SearchValues.Create(" .-()");
+
+    /// <summary>
+    /// One pass over the numbers of the text: each run of digits joined by one or two separators (<c>415-555-2671</c>,
+    /// <c>4111 1111 1111 1111</c>, <c>(415) 555-2671</c>, <c>203.0.113.42</c>) is checked against only the formats its
+    /// digit count allows, so dates, versions and prices cost a few comparisons each.
+    /// </summary>
+    private static void ScanNumbers(ReadOnlySpan<char> span, int i, ref List<TextFinding>? found)
     {
-        var span = text.AsSpan();
-        foreach (var m in CardCandidate().EnumerateMatches(span, Math.Max(0, firstDigit - 1)))
+        while (i >= 0)
         {
-            if (IsCardNumber(span.Slice(m.Index, m.Length)))
+            var end = i;
+            var digits = 0;
+            var dashes = 0;
+            var dots = 0;
+            while (end < span.Length)
             {
-                Add(ref found, m.Index, m.Length, CreditCard);
+                if (char.IsAsciiDigit(span[end]))
+                {
+                    digits++;
+                    end++;
+                    continue;
+                }
+
+                var k = end;
+                while (k < span.Length && k - end < 2 && NumberSeparators.Contains(span[k]))
+                {
+                    k++;
+                }
+
+                if (k == end || k == span.Length || !char.IsAsciiDigit(span[k]))
+                {
+                    break;
+                }
+
+                dashes += span[end..k].Count('-');
+                dots += span[end..k].Count('.');
+                end = k;
             }
-        }
 
-        foreach (var m in SsnPattern().EnumerateMatches(span))
-        {
-            if (IsSsn(span.Slice(m.Index, m.Length)))
+            var start = i > 0 && span[i - 1] is '+' or '(' ? i - 1 : i;
+            if (digits >= 4)
             {
-                Add(ref found, m.Index, m.Length, UsSsn);
+                CheckNumber(span, start, end, digits, dashes, dots, ref found);
             }
+
+            var next = span[end..].IndexOfAnyInRange('0', '9');
+            i = next < 0 ? -1 : end + next;
+        }
+    }
+
+    private static void CheckNumber(ReadOnlySpan<char> span, int start, int end, int digits, int dashes, int dots, ref List<TextFinding>? found)
+    {
+        // The patterns look one or two characters past the run for their boundaries.
+        var window = span[..Math.Min(span.Length, end + 2)];
+        if (digits is >= 13 and <= 19)
+        {
+            Match(CardCandidate(), window, start, end, CreditCard, IsCardNumber, ref found);
         }
 
-        foreach (var m in Ipv4Pattern().EnumerateMatches(span))
+        if (digits == 9 && dashes == 2)
         {
-            if (IsIpv4Host(span.Slice(m.Index, m.Length)))
+            Match(SsnPattern(), window, start, end, UsSsn, IsSsn, ref found);
+        }
+
+        if (dots >= 3 && digits <= 12)
+        {
+            Match(Ipv4Pattern(), window, start, end, IpAddress, IsIpv4Host, ref found);
+        }
+
+        if (digits is >= 8 and <= 15 && span[start] == '+')
+        {
+            Match(InternationalPhone(), window, start, end, Phone, IsInternationalPhone, ref found);
+        }
+
+        if (digits == 10)
+        {
+            Match(NanpPhone(), window, start, end, Phone, IsNanpPhone, ref found);
+        }
+
+        if (digits is 10 or 11 && span[start] == '0')
+        {
+            Match(EuropeanPhone(), window, start, end, Phone, static _ => true, ref found);
+        }
+    }
+
+    private delegate bool Check(ReadOnlySpan<char> candidate);
+
+    private static void Match(Regex regex, ReadOnlySpan<char> window, int start, int end, string kind, Check check, ref List<TextFinding>? found)
+    {
+        foreach (var m in regex.EnumerateMatches(window, start))
+        {
+            if (m.Index >= end)
             {
-                Add(ref found, m.Index, m.Length, IpAddress);
+                break;
             }
-        }
 
-        foreach (var m in IbanCandidate().EnumerateMatches(span))
-        {
-            if (IsIban(span.Slice(m.Index, m.Length)))
+            if (check(window.Slice(m.Index, m.Length)))
             {
-                Add(ref found, m.Index, m.Length, Iban);
-            }
-        }
-
-        foreach (var m in NinoPattern().EnumerateMatches(span))
-        {
-            Add(ref found, m.Index, m.Length, UkNino);
-        }
-
-        foreach (var m in InternationalPhone().EnumerateMatches(span))
-        {
-            var candidate = span.Slice(m.Index, m.Length);
-            var digits = CountDigits(candidate);
-            var separated = candidate.Length > digits + 1;
-            if (digits is >= 8 and <= 15 && (separated || digits >= 10))
-            {
-                Add(ref found, m.Index, m.Length, Phone);
-            }
-        }
-
-        foreach (var m in NanpPhone().EnumerateMatches(span))
-        {
-            if (IsNanpPhone(span.Slice(m.Index, m.Length)))
-            {
-                Add(ref found, m.Index, m.Length, Phone);
-            }
-        }
-
-        foreach (var m in EuropeanPhone().EnumerateMatches(span))
-        {
-            var digits = CountDigits(span.Slice(m.Index, m.Length));
-            if (digits is 10 or 11)
-            {
-                Add(ref found, m.Index, m.Length, Phone);
+                Add(ref found, m.Index, m.Length, kind);
             }
         }
     }
+
+    private static bool IsInternationalPhone(ReadOnlySpan<char> candidate)
+    {
+        var digits = CountDigits(candidate);
+        var separated = candidate.Length > digits + 1;
+        return digits is >= 8 and <= 15 && (separated || digits >= 10);
+    }
+
+    private static readonly SearchValues<char> EmailLocalChars = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-");
+
+    // Found from each '@': the domain by pattern, the local part by walking back from it (at most 64 characters).
+    private static void ScanEmails(ReadOnlySpan<char> span, ref List<TextFinding>? found)
+    {
+        foreach (var m in EmailDomain().EnumerateMatches(span))
+        {
+            var start = m.Index;
+            while (start > 0 && m.Index - start < 64 && EmailLocalChars.Contains(span[start - 1]))
+            {
+                start--;
+            }
+
+            while (start < m.Index && !char.IsAsciiLetterOrDigit(span[start]))
+            {
+                start++;
+            }
+
+            if (start == m.Index)
+            {
+                continue;
+            }
+
+            if (IsEmail(span, start, m.Index + m.Length - start))
+            {
+                Add(ref found, start, m.Index + m.Length - start, Email);
+            }
+        }
+    }
+
+    private static readonly SearchValues<char> Ipv6Chars = SearchValues.Create("0123456789abcdefABCDEF:.");
+
+    // Found from each ':': the run of hex digits, colons and dots around it.
+    private static void ScanIpv6(ReadOnlySpan<char> span, ref List<TextFinding>? found)
+    {
+        var from = 0;
+        while (from < span.Length)
+        {
+            var colon = span[from..].IndexOf(':');
+            if (colon < 0)
+            {
+                return;
+            }
+
+            colon += from;
+            var start = colon;
+            while (start > 0 && Ipv6Chars.Contains(span[start - 1]))
+            {
+                start--;
+            }
+
+            var rest = span[colon..].IndexOfAnyExcept(Ipv6Chars);
+            var end = rest < 0 ? span.Length : colon + rest;
+            from = end + 1;
+            while (start < end && span[start] == '.')
+            {
+                start++;
+            }
+
+            while (end > start && span[end - 1] == '.')
+            {
+                end--;
+            }
+
+            // A token of its own: not the tail of a word (std::vector) nor followed by one.
+            var wordBefore = start > 0 && (char.IsAsciiLetterOrDigit(span[start - 1]) || span[start - 1] == '_');
+            var wordAfter = end < span.Length && (char.IsAsciiLetterOrDigit(span[end]) || span[end] == '_');
+            if (end - start is >= 3 and <= 45 && !wordBefore && !wordAfter && IsIpv6Host(span[start..end]))
+            {
+                Add(ref found, start, end - start, IpAddress);
+            }
+        }
+    }
+
+    // Checksummed formats are surest; phone numbers the loosest.
+    private static int Priority(string kind) => kind switch
+    {
+        CreditCard => 0,
+        Iban => 1,
+        UsSsn => 2,
+        UkNino => 3,
+        Email => 4,
+        IpAddress => 5,
+        _ => 6,
+    };
 
     private static void Add(ref List<TextFinding>? found, int start, int length, string kind) =>
         (found ??= []).Add(new TextFinding(start, length, kind));
@@ -174,8 +300,8 @@ public static partial class PiiDetector
 
     // ---- e-mail ----
 
-    [GeneratedRegex(@"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}\b", Options)]
-    private static partial Regex EmailPattern();
+    [GeneratedRegex(@"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}\b", Options)]
+    private static partial Regex EmailDomain();
 
     private static readonly string[] FileExtensions =
         ["png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "js", "mjs", "ts", "tsx", "jsx", "css", "scss", "json", "yaml", "yml", "md", "txt", "cs", "py", "go", "rs", "java", "kt", "rb", "php", "html", "xml", "map", "lock", "toml", "sh", "exe", "dll", "so", "zip", "gz", "tar", "pdf"];
@@ -403,13 +529,15 @@ public static partial class PiiDetector
         return first is not (0 or 127) && first < 224 && last is not (0 or 255);
     }
 
-    [GeneratedRegex(@"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])", Options)]
-    private static partial Regex Ipv6Candidate();
-
     // A real address: "::" or eight groups (times like 12:30:45 and MAC addresses have neither), at least two groups
     // and one of three or more hex digits (so a::b is not one), not loopback or unspecified.
     private static bool IsIpv6Host(ReadOnlySpan<char> s)
     {
+        if (s.Count(':') < 2)
+        {
+            return false;
+        }
+
         var compressed = s.Contains("::", StringComparison.Ordinal);
         if (!compressed && s.Count(':') != 7)
         {

@@ -15,11 +15,19 @@ public static partial class PromptInjectionDetector
           (?:instructions?|prompts?|rules|directions|directives|guidelines|guardrails|constraints|restrictions|programming|context|orders|commands)\b
         | (?:everything|anything|all)\s+(?:above|before|prior|previously|earlier|you(?:'ve|\s+have|\s+were)\s+(?:been\s+)?(?:told|given|said))
         )
-        | \b(?:new|updated|real|actual|revised|secret|hidden|true|overriding)\s+(?:system\s+)?instructions?\s*:
-        | \b(?:system|admin|administrator|developer|root)\s+override\b
-        | \binstead\s*,?\s+(?:follow|obey|do)\s+(?:these|the\s+following|my|only)\b
         """, Options | RegexOptions.IgnorePatternWhitespace)]
     private static partial Regex InstructionOverride();
+
+    [GeneratedRegex("""
+        \b(?:new|updated|real|actual|revised|secret|hidden|true|overriding)\s+(?:system\s+)?instructions?\s*:
+        """, Options | RegexOptions.IgnorePatternWhitespace)]
+    private static partial Regex NewInstructions();
+
+    [GeneratedRegex("""
+        \b(?:system|admin|administrator|developer|root)\s+override\b
+        | \binstead\s*,?\s+(?:follow|obey|do)\s+(?:these|the\s+following|my|only)\b
+        """, Options | RegexOptions.IgnorePatternWhitespace)]
+    private static partial Regex OverrideCommand();
 
     [GeneratedRegex("""
         \b(?:reveal|print|show|output|repeat|display|leak|dump|recite|tell\s+me|give\s+me|write\s+out|share)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?your\s+
@@ -44,11 +52,15 @@ public static partial class PromptInjectionDetector
         | \bdeveloper\s+mode\s+(?:enabled|activated|on)\b
         | \bjailbroken\b
         | \bjailbreak\s+mode\b
-        | \b(?:you\s+are|act\s+as|you're|become)\s+(?-i:DAN)\b
-        | \b(?-i:DAN)\s+mode\b
         | \bno\s+(?:ethical|moral|content|safety)\s+(?:guidelines|restrictions|filters|limits|policies)\b
         """, Options | RegexOptions.IgnorePatternWhitespace)]
     private static partial Regex Jailbreak();
+
+    // "DAN" is matched case-sensitively: Dan is a name.
+    [GeneratedRegex("""
+        \bDAN(?:\s+mode\b|(?<=\b(?:[Yy]ou\s+are|[Aa]ct\s+as|[Yy]ou're|[Bb]ecome)\s+(?:now\s+)?DAN)\b)
+        """, RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture | RegexOptions.IgnorePatternWhitespace)]
+    private static partial Regex JailbreakPersona();
 
     [GeneratedRegex("""
         <\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>
@@ -58,13 +70,23 @@ public static partial class PromptInjectionDetector
         """, Options | RegexOptions.IgnorePatternWhitespace)]
     private static partial Regex ChatTemplateToken();
 
+    // A role label that starts a line (after indentation, quoting or list marks): "system:", "Assistant message:".
     [GeneratedRegex("""
-        ^[ \t>*_\-]*(?:system|assistant|developer)(?:\s+(?:message|prompt|note))?\s*:
-        | ^[ \t]*\#{1,4}[ \t]*(?:system|instructions?|assistant|response)[ \t]*:?[ \t]*$
-        | </?(?:system|important|instructions?|admin|system[_-]prompt)>
-        | \[(?:system|admin)(?:\s+message)?\]
+        (?:system|assistant|developer)(?<=^[ \t>*_\-]*(?:system|assistant|developer))(?:\s+(?:message|prompt|note))?\s*:
         """, Options | RegexOptions.IgnorePatternWhitespace | RegexOptions.Multiline)]
     private static partial Regex RoleMarker();
+
+    // A markdown heading that opens a fake section: "### System", "## Instructions:".
+    [GeneratedRegex("""
+        \#{1,4}(?<=^[ \t]*\#{1,4})[ \t]*(?:system|instructions?|assistant|response)[ \t]*:?[ \t]*$
+        """, Options | RegexOptions.IgnorePatternWhitespace | RegexOptions.Multiline)]
+    private static partial Regex RoleHeading();
+
+    [GeneratedRegex("""
+        </?(?:system|important|instructions?|admin|system[_-]prompt)>
+        | \[(?:system|admin)(?:\s+message)?\]
+        """, Options | RegexOptions.IgnorePatternWhitespace)]
+    private static partial Regex RoleTag();
 
     [GeneratedRegex("""
         \bif\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|language\s+model|assistant|chatbot|agent|bot|gpt|claude|copilot)\b
@@ -79,7 +101,7 @@ public static partial class PromptInjectionDetector
         \b(?:do\s+not|don't|dont|never)\s+(?:tell|inform|mention|reveal|notify|alert|show|disclose|let)\s+(?:this\s+|it\s+|anything\s+)?(?:to\s+)?(?:the\s+)?(?:user|human|operator|developer|owner|anyone)\b
         | \bwithout\s+(?:telling|informing|notifying|alerting|asking|letting)\s+(?:the\s+)?(?:user|human|operator|owner)\b
         | \bkeep\s+(?:this|it)\s+(?:secret|hidden|confidential)\s+from\b
-        | \b(?:the\s+)?user\s+(?:must|should)\s+(?:not|never)\s+(?:know|see|find\s+out|be\s+told)\b
+        | \buser\s+(?:must|should)\s+(?:not|never)\s+(?:know|see|find\s+out|be\s+told)\b
         """, Options | RegexOptions.IgnorePatternWhitespace)]
     private static partial Regex Concealment();
 
@@ -114,14 +136,8 @@ public static partial class PromptInjectionDetector
     private static partial Regex Exfiltration();
 
     [GeneratedRegex("""
-        ~/\.ssh\b
-        | \bid_(?:rsa|ed25519|ecdsa|dsa)\b
-        | \.aws/credentials\b
-        | /etc/(?:passwd|shadow)\b
-        | (?<![\w./-])\.env\b(?![.\w])
-        | \.(?:netrc|npmrc|pypirc|git-credentials)\b
-        | \bcredentials\.json\b
-        | \.kube/config\b
+        (?:~/\.ssh|id_(?:rsa|ed25519|ecdsa|dsa)(?<=\bid_\w+)|\.aws/credentials|/etc/(?:passwd|shadow)|\.(?:netrc|npmrc|pypirc|git-credentials)
+          |credentials\.json|\.kube/config|\.env(?<![\w./-]\.env)(?![.\w]))\b
         """, Options | RegexOptions.IgnorePatternWhitespace)]
     private static partial Regex SensitiveFile();
 }

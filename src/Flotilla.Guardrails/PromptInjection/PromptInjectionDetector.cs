@@ -49,27 +49,37 @@ public static partial class PromptInjectionDetector
 
     private enum Extent { Sentence, Paragraph, Exact }
 
-    private static readonly (InjectionSignals Signal, Func<Regex> Pattern, Extent Extent)[] Phrases =
+    // Each pattern with a gate: words of which every match contains one. A pattern whose gate words are all absent
+    // cannot match, and one vectorized search says so faster than the pattern's own scan (the generator falls back to
+    // a character-set scan for some of these).
+    private static readonly (InjectionSignals Signal, Func<Regex> Pattern, Extent Extent, SearchValues<string>? Gate)[] Phrases =
     [
-        (InjectionSignals.InstructionOverride, InstructionOverride, Extent.Sentence),
-        (InjectionSignals.PromptExtraction, PromptExtraction, Extent.Sentence),
-        (InjectionSignals.RoleReassignment, RoleReassignment, Extent.Sentence),
-        (InjectionSignals.Jailbreak, Jailbreak, Extent.Sentence),
-        (InjectionSignals.ChatTemplateToken, ChatTemplateToken, Extent.Paragraph),
-        (InjectionSignals.RoleMarker, RoleMarker, Extent.Paragraph),
-        (InjectionSignals.AddressedToModel, AddressedToModel, Extent.Sentence),
-        (InjectionSignals.Concealment, Concealment, Extent.Sentence),
-        (InjectionSignals.ToolInstruction, ToolInstruction, Extent.Sentence),
-        (InjectionSignals.DangerousAction, DangerousAction, Extent.Sentence),
-        (InjectionSignals.Exfiltration, Exfiltration, Extent.Sentence),
-        (InjectionSignals.SensitiveFile, SensitiveFile, Extent.Sentence),
+        (InjectionSignals.InstructionOverride, InstructionOverride, Extent.Sentence, Gate("ignore", "disregard", "forget", "skip", "override", "bypass", "abandon", "neglect", "discard")),
+        (InjectionSignals.InstructionOverride, NewInstructions, Extent.Sentence, null),
+        (InjectionSignals.InstructionOverride, OverrideCommand, Extent.Sentence, Gate("override", "instead")),
+        (InjectionSignals.PromptExtraction, PromptExtraction, Extent.Sentence, Gate("prompt", "message", "instruction", "rules", "guideline", "configuration", "above")),
+        (InjectionSignals.RoleReassignment, RoleReassignment, Extent.Sentence, null),
+        (InjectionSignals.Jailbreak, Jailbreak, Extent.Sentence, null),
+        (InjectionSignals.Jailbreak, JailbreakPersona, Extent.Sentence, null),
+        (InjectionSignals.ChatTemplateToken, ChatTemplateToken, Extent.Paragraph, null),
+        (InjectionSignals.RoleMarker, RoleMarker, Extent.Paragraph, null),
+        (InjectionSignals.RoleMarker, RoleHeading, Extent.Paragraph, null),
+        (InjectionSignals.RoleMarker, RoleTag, Extent.Paragraph, null),
+        (InjectionSignals.AddressedToModel, AddressedToModel, Extent.Sentence, null),
+        (InjectionSignals.Concealment, Concealment, Extent.Sentence, Gate("not", "n't", "dont", "never", "without", "keep", "user")),
+        (InjectionSignals.ToolInstruction, ToolInstruction, Extent.Sentence, null),
+        (InjectionSignals.DangerousAction, DangerousAction, Extent.Sentence, null),
+        (InjectionSignals.Exfiltration, Exfiltration, Extent.Sentence, Gate("exfiltrat", "://", "@", "url", "address", "endpoint", "server", "webhook", "email")),
+        (InjectionSignals.SensitiveFile, SensitiveFile, Extent.Sentence, Gate("~/.ssh", "id_", ".aws/", "/etc/", ".netrc", ".npmrc", ".pypirc", ".git-credentials", "credentials.json", ".kube/", ".env")),
     ];
+
+    private static SearchValues<string> Gate(params string[] words) => SearchValues.Create(words, StringComparison.OrdinalIgnoreCase);
+
+    private static bool Closed(string text, SearchValues<string>? gate) => gate is not null && !text.AsSpan().ContainsAny(gate);
 
     // Zero-width, bidi controls and the high surrogate of the tag block (U+E0000..U+E007F = DB40 DC00..DB40 DC7F).
     private static readonly SearchValues<char> HiddenChars = SearchValues.Create(
         "\u200B\u200C\u200D\u200E\u200F\u202A\u202B\u202C\u202D\u202E\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\uFEFF\uDB40");
-
-    private static readonly SearchValues<char> Base64Chars = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-");
 
     /// <summary>The score and signals of <paramref name="text"/>. Allocates nothing unless the text holds hidden or encoded content.</summary>
     public static InjectionAnalysis Analyze(string text) => Analyze(text, null);
@@ -179,8 +189,13 @@ public static partial class PromptInjectionDetector
             FindEncoded(scanned, edits, map, text);
         }
 
-        foreach (var (signal, pattern, extent) in Phrases)
+        foreach (var (signal, pattern, extent, gate) in Phrases)
         {
+            if (Closed(scanned, gate))
+            {
+                continue;
+            }
+
             foreach (var m in pattern().EnumerateMatches(scanned))
             {
                 var segment = Lookup(segments[..count], SegmentStart(scanned, m.Index));
@@ -211,8 +226,13 @@ public static partial class PromptInjectionDetector
     private static int FindPhrases(string text, Span<Segment> segments)
     {
         var count = 0;
-        foreach (var (signal, pattern, _) in Phrases)
+        foreach (var (signal, pattern, _, gate) in Phrases)
         {
+            if (Closed(text, gate))
+            {
+                continue;
+            }
+
             foreach (var m in pattern().EnumerateMatches(text))
             {
                 var start = SegmentStart(text, m.Index);
@@ -246,9 +266,9 @@ public static partial class PromptInjectionDetector
     private static InjectionSignals PhraseSignals(string text)
     {
         var signals = InjectionSignals.None;
-        foreach (var (signal, pattern, _) in Phrases)
+        foreach (var (signal, pattern, _, gate) in Phrases)
         {
-            if (pattern().IsMatch(text))
+            if (!Closed(text, gate) && pattern().IsMatch(text))
             {
                 signals |= signal;
             }
@@ -257,10 +277,20 @@ public static partial class PromptInjectionDetector
         return signals;
     }
 
+    // A paragraph starts after a blank line (LF LF or CRLF CRLF).
     private static int SegmentStart(string text, int index)
     {
-        var blank = text.AsSpan(0, index).LastIndexOf("\n\n", StringComparison.Ordinal);
-        return blank < 0 ? 0 : blank + 2;
+        var before = text.AsSpan(0, index);
+        var lf = before.LastIndexOf("\n\n", StringComparison.Ordinal);
+        var crlf = before.LastIndexOf("\n\r\n", StringComparison.Ordinal);
+        return Math.Max(lf < 0 ? 0 : lf + 2, crlf < 0 ? 0 : crlf + 3);
+    }
+
+    private static int ParagraphEnd(ReadOnlySpan<char> after)
+    {
+        var lf = after.IndexOf("\n\n", StringComparison.Ordinal);
+        var crlf = after.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        return lf < 0 ? crlf : crlf < 0 ? lf : Math.Min(lf, crlf);
     }
 
     private static InjectionSignals Lookup(ReadOnlySpan<Segment> segments, int start)
@@ -400,7 +430,7 @@ public static partial class PromptInjectionDetector
         var signals = InjectionSignals.None;
         var span = scanned.AsSpan();
         var from = 0;
-        while (TokenShape.NextRun(span, Base64Chars, MinEncodedRun, ref from, out var start, out var length))
+        while (TokenShape.NextRun(span, TokenShape.TokenChars, MinEncodedRun, ref from, out var start, out var length))
         {
             if (length > MaxEncodedRun)
             {
@@ -408,7 +438,13 @@ public static partial class PromptInjectionDetector
             }
 
             var decoded = TokenShape.IsHexLike(span.Slice(start, length)) ? DecodeHex(span.Slice(start, length)) : DecodeBase64(span.Slice(start, length));
-            signals |= Payload(decoded, edits, map, original, start, start + length);
+            var end = start + length;
+            while (end < span.Length && end - (start + length) < 2 && span[end] == '=')
+            {
+                end++;
+            }
+
+            signals |= Payload(decoded, edits, map, original, start, end);
         }
 
         if (span.Contains('%') && CountPercentEscapes(span) >= 6)
@@ -576,7 +612,7 @@ public static partial class PromptInjectionDetector
                 }
 
                 var limit = Math.Min(text.Length, end + MaxParagraph);
-                var blank = text.AsSpan(end, limit - end).IndexOf("\n\n", StringComparison.Ordinal);
+                var blank = ParagraphEnd(text.AsSpan(end, limit - end));
                 return (Math.Max(lineStart, start - MaxSentence), blank < 0 ? limit : end + blank);
             }
 

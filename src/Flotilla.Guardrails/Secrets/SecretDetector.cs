@@ -28,7 +28,7 @@ public static partial class SecretDetector
     {
         List<TextFinding>? found = null;
         Scan(text, ref found);
-        return found is null ? [] : found;
+        return found is null ? Array.Empty<TextFinding>() : found;
     }
 
     /// <summary>The text with each credential replaced by <c>[REDACTED:kind]</c>; the same instance when there is none.</summary>
@@ -53,12 +53,12 @@ public static partial class SecretDetector
         {
             if (before == 0)
             {
-                TextEdits.Normalize(found);
+                TextEdits.Normalize(found, Priority);
             }
             else
             {
                 var mine = found.GetRange(before, found.Count - before);
-                TextEdits.Normalize(mine);
+                TextEdits.Normalize(mine, Priority);
                 found.RemoveRange(before, found.Count - before);
                 found.AddRange(mine);
             }
@@ -75,14 +75,14 @@ public static partial class SecretDetector
 
             // Trim padding and separators that cling to a token ("--", "==", "/path/").
             var trimmedStart = start;
-            while (token.Length > 0 && token[0] is '-' or '_' or '/' or '=' or '+')
+            while (token.Length > 0 && token[0] is '-' or '_' or '/' or '+')
             {
                 token = token[1..];
                 trimmedStart++;
             }
 
-            token = token.TrimEnd("-_/=+");
-            if (token.Length < HighEntropyMinLength || token.Length > HighEntropyMaxLength || IsCovered(found, before, trimmedStart))
+            token = token.TrimEnd("-_/+");
+            if (token.Length < HighEntropyMinLength || token.Length > HighEntropyMaxLength || Overlaps(found, before, trimmedStart, token.Length))
             {
                 continue;
             }
@@ -92,11 +92,23 @@ public static partial class SecretDetector
                 continue;
             }
 
-            (found ??= []).Add(new TextFinding(trimmedStart, token.Length, HighEntropyKind));
+            var padding = 0;
+            while (padding < 2 && start + length + padding < span.Length && span[start + length + padding] == '=' && trimmedStart + token.Length == start + length)
+            {
+                padding++;
+            }
+
+            (found ??= []).Add(new TextFinding(trimmedStart, token.Length + padding, HighEntropyKind));
         }
     }
 
-    private static bool IsCovered(List<TextFinding>? found, int before, int position)
+    // Rules are listed most specific first; the entropy check comes last.
+    private static readonly Dictionary<string, int> Priorities = SecretRules.All.Select((r, i) => (Kind: r.Kind, Rank: i))
+        .DistinctBy(p => p.Kind).Append((Kind: HighEntropyKind, Rank: int.MaxValue)).ToDictionary(p => p.Kind, p => p.Rank, StringComparer.Ordinal);
+
+    private static int Priority(string kind) => Priorities.GetValueOrDefault(kind, int.MaxValue);
+
+    private static bool Overlaps(List<TextFinding>? found, int before, int start, int length)
     {
         if (found is null)
         {
@@ -105,7 +117,7 @@ public static partial class SecretDetector
 
         for (var i = before; i < found.Count; i++)
         {
-            if (position >= found[i].Start && position < found[i].End)
+            if (start < found[i].End && found[i].Start < start + length)
             {
                 return true;
             }

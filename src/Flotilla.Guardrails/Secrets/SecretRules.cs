@@ -12,10 +12,10 @@ internal static partial class SecretRules
 {
     private const RegexOptions Options = RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture;
 
-    public static IReadOnlyList<SecretRule> All { get; } =
+    public static SecretRule[] All { get; } =
     [
-        new("private-key", PrivateKey()),
         new("gcp-service-account-key", GcpServiceAccount(), "secret", AcceptValue),
+        new("private-key", PrivateKey()),
         new("aws-access-key-id", AwsAccessKeyId()),
         new("aws-secret-access-key", AwsSecretAccessKey(), "secret", AcceptValue),
         new("github-token", GitHubToken()),
@@ -105,7 +105,7 @@ internal static partial class SecretRules
     private static partial Regex FlotillaAgentKey();
 
     // scheme://user:password@host — databases, queues, mail, FTP, LDAP and HTTP basic auth in a URL.
-    [GeneratedRegex(@"\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]{2,12}|ftps?|sftp|smtps?|ldaps?|https?)://[^\s:/@""'<>]{1,128}:(?<secret>[^\s@/""'<>]{1,256})@", Options)]
+    [GeneratedRegex(@"://(?<=\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]{2,12}|ftps?|sftp|smtps?|ldaps?|https?)://)[^\s:/@""'<>]{1,128}:(?<secret>[^\s@/""'<>]{1,256})@", Options)]
     private static partial Regex UrlCredentials();
 
     // ADO.NET / ODBC style: Server=…;User Id=…;Password=…;
@@ -121,7 +121,7 @@ internal static partial class SecretRules
     [GeneratedRegex(@"(?i:(?:password|passwd|pwd)[a-z0-9_.-]{0,20})[""']?\s{0,5}(?:=>|:=|=|:)\s{0,5}(?<quote>[""'`]?)(?<secret>[^\s""'`,;]{6,128})", RegexOptions.CultureInvariant)]
     private static partial Regex PasswordAssignment();
 
-    [GeneratedRegex(@"(?i:(?:secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|private[_-]?key|signing[_-]?key|encryption[_-]?key)[a-z0-9_.-]{0,20})[""']?\s{0,5}(?:=>|:=|=|:)\s{0,5}[""'`]?(?<secret>[A-Za-z0-9_\-+/=.~]{16,256})", Options)]
+    [GeneratedRegex(@"(?i:(?:secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|private[_-]?key|signing[_-]?key|encryption[_-]?key)(?<suffix>[a-z0-9_.-]{0,20}))[""']?\s{0,5}(?:=>|:=|=|:)\s{0,5}[""'`]?(?<secret>[A-Za-z0-9_\-+/=.~]{16,256})", Options)]
     private static partial Regex SecretAssignment();
 
     private static bool AcceptValue(string text, Match match, Group secret) =>
@@ -129,6 +129,11 @@ internal static partial class SecretRules
 
     private static bool AcceptRandomValue(string text, Match match, Group secret)
     {
+        if (match.Groups["suffix"] is { Success: true, Length: > 0 } suffix && NamesNoSecret(suffix.ValueSpan))
+        {
+            return false;
+        }
+
         var value = secret.ValueSpan.TrimEnd('.');
         if (value.Length < 16 || TokenShape.IsPlaceholder(value) || value.Contains("://", StringComparison.Ordinal))
         {
@@ -171,6 +176,22 @@ internal static partial class SecretRules
         return line.Contains("server=", StringComparison.OrdinalIgnoreCase) || line.Contains("data source=", StringComparison.OrdinalIgnoreCase)
             || line.Contains("host=", StringComparison.OrdinalIgnoreCase) || line.Contains("addr=", StringComparison.OrdinalIgnoreCase)
             || line.Contains("address=", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static readonly string[] NotSecretSuffixes = ["id", "ids", "name", "names", "arn", "path", "file", "url", "uri", "type", "version", "count", "limit", "length", "ttl", "expiry", "expires", "header"];
+
+    // private_key_id, secret_name, token_url, api_key_header: the key names something about a secret, not the secret.
+    private static bool NamesNoSecret(ReadOnlySpan<char> suffix)
+    {
+        foreach (var word in NotSecretSuffixes)
+        {
+            if (suffix.EndsWith(word, StringComparison.OrdinalIgnoreCase) && (suffix.Length == word.Length || !char.IsAsciiLetter(suffix[^(word.Length + 1)]) || char.IsAsciiLetterUpper(suffix[^word.Length])))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool IsPlaceholderWord(ReadOnlySpan<char> value) =>

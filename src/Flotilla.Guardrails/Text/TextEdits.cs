@@ -17,26 +17,32 @@ internal static class TextEdits
     /// <summary><c>[REDACTED:kind]</c>, one string per kind.</summary>
     public static string RedactedLabel(string kind) => Labels.GetOrAdd(kind, static k => $"[REDACTED:{k}]");
 
-    /// <summary>Sorts by start and drops every finding that overlaps one kept before it (the earlier, then the longer, wins).</summary>
-    public static void Normalize(List<TextFinding> findings)
+    /// <summary>
+    /// Sorts by start and unites overlapping findings: the union keeps the kind with the lowest
+    /// <paramref name="priority"/> (the most specific rule), so a GitHub token inside a URL with credentials is reported
+    /// as a github-token and the redaction still covers everything any rule found.
+    /// </summary>
+    public static void Normalize(List<TextFinding> findings, Func<string, int> priority)
     {
         if (findings.Count < 2)
         {
             return;
         }
 
-        findings.Sort(static (a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start)
-            : a.Length != b.Length ? b.Length.CompareTo(a.Length)
-            : string.CompareOrdinal(a.Kind, b.Kind));
+        findings.Sort(static (a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Length.CompareTo(a.Length));
         var kept = 0;
         for (var i = 0; i < findings.Count; i++)
         {
-            if (kept > 0 && findings[i].Start < findings[kept - 1].End)
+            var finding = findings[i];
+            if (kept > 0 && finding.Start < findings[kept - 1].End)
             {
+                var last = findings[kept - 1];
+                var kind = priority(finding.Kind) < priority(last.Kind) ? finding.Kind : last.Kind;
+                findings[kept - 1] = new TextFinding(last.Start, Math.Max(last.End, finding.End) - last.Start, kind);
                 continue;
             }
 
-            findings[kept++] = findings[i];
+            findings[kept++] = finding;
         }
 
         findings.RemoveRange(kept, findings.Count - kept);

@@ -5,8 +5,11 @@ namespace Flotilla.Guardrails.Text;
 /// <summary>Cheap facts about short tokens: runs of a character class, Shannon entropy, whether a token looks random or like a placeholder.</summary>
 internal static class TokenShape
 {
-    /// <summary>Characters of credential-like tokens: base64, base64url and hex alphabets.</summary>
-    public static readonly SearchValues<char> TokenChars = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-");
+    /// <summary>
+    /// Characters of credential-like tokens: the base64, base64url and hex alphabets without the padding <c>=</c>, which
+    /// would join a key name to its value (<c>TOKEN=value</c>).
+    /// </summary>
+    public static readonly SearchValues<char> TokenChars = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-");
 
     /// <summary>
     /// Finds the next maximal run of at least <paramref name="minLength"/> characters of <paramref name="set"/> at or after

@@ -10,6 +10,9 @@ internal enum WebhookAction { Allow, Block, Redact }
 /// <summary>A webhook's decision, or why there is none (<see cref="Failure"/>: timeout, transport error, bad answer).</summary>
 internal readonly record struct WebhookAnswer(WebhookAction Action, string? Reason, IReadOnlyList<string>? Texts, string? Failure)
 {
+    /// <summary>How long the call took, in microseconds.</summary>
+    public long Microseconds { get; init; }
+
     public static WebhookAnswer Failed(string failure) => new(WebhookAction.Allow, null, null, failure);
 }
 
@@ -34,6 +37,13 @@ internal sealed class WebhookGuardrail : Guardrail
     }
 
     public async Task<WebhookAnswer> CallAsync(GuardrailHook hook, IReadOnlyList<string> texts, GuardrailContext context, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var answer = await SendAsync(hook, texts, context, cancellationToken).ConfigureAwait(false);
+        return answer with { Microseconds = (long)_time.GetElapsedTime(started).TotalMicroseconds };
+    }
+
+    private async Task<WebhookAnswer> SendAsync(GuardrailHook hook, IReadOnlyList<string> texts, GuardrailContext context, CancellationToken cancellationToken)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Config.TimeoutMs), _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
