@@ -99,7 +99,7 @@ smoke_validate() {
   printf 'gateway:\n  providers:\n    - { name: p, type: nope }\n---\nagent:\n  name: a\n  owner: t\n  model: missing\n' >"$broken"
   local out; out="$(./flotilla validate "$broken")"; local code=$?
   echo "$out"
-  [[ $code -eq 1 ]] && grep -q "broken-fleet.yaml:3:" <<<"$out" && grep -q "broken-fleet.yaml:6:" <<<"$out"
+  [[ $code -eq 1 ]] && grep -q "broken-fleet.yaml:3:" <<<"$out" && grep -q "broken-fleet.yaml:8:" <<<"$out"
 }
 
 smoke_serve() {
