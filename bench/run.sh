@@ -49,7 +49,8 @@ say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[bench] %s\033[0m\n' "$*" >&2; exit 1; }
 
 for tool in dotnet wrk taskset curl awk; do
-  command -v "$tool" >/dev/null || die "'$tool' is not installed${tool/wrk/ (apt-get install -y wrk)}"
+  hint=""; [[ "$tool" == wrk ]] && hint=" (apt-get install -y wrk)"
+  command -v "$tool" >/dev/null || die "'$tool' is not installed$hint"
 done
 cpus=$(nproc --all)
 (( cpus >= 2 )) || die "needs at least 2 cores (found $cpus): the gateway and the load generator each get one"

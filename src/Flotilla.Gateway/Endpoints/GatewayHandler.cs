@@ -309,7 +309,7 @@ internal sealed partial class GatewayHandler(
             status = e.Status;
             await ErrorWriter.WriteAsync(context, e);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (context.RequestAborted.IsCancellationRequested && e is OperationCanceledException or IOException)
         {
             // The caller went away; nothing to answer.
             status = 499;

@@ -47,7 +47,14 @@ public sealed class FlotillaServer : IAsyncDisposable
         var database = new SqliteDatabase(dataDirectory);
         var token = AdminToken.Resolve(options.AdminToken, dataDirectory);
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], EnvironmentName = Environments.Production });
+        // Content root away from the working directory (which holds the default data directory): the host would
+        // otherwise watch it for configuration changes and pay for every SQLite write. Flotilla has no appsettings to reload.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+            EnvironmentName = Environments.Production,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
