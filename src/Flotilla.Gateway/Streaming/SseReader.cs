@@ -40,7 +40,8 @@ internal sealed class SseReader(Stream stream) : IAsyncDisposable
                 return null;
             }
 
-            if (_data.WrittenCount > MaxEventBytes)
+            // Both the event so far and an unfinished line count: an upstream that never ends a line must not grow the buffer forever.
+            if (_data.WrittenCount + buffer.Length > MaxEventBytes)
             {
                 throw new InvalidDataException("An upstream event exceeded 16 MiB.");
             }

@@ -24,4 +24,14 @@ public sealed class SseReaderTests
         second!.Value.Name.ShouldBe("second");
         Encoding.UTF8.GetString(second.Value.Data.Span).ShouldBe("two");
     }
+
+    [Fact]
+    public async Task A_line_that_never_ends_is_refused_instead_of_growing_without_bound()
+    {
+        // 20 MiB of 'data: aaaa…' with no line break: the reader must give up at 16 MiB.
+        var endless = new MemoryStream(Encoding.ASCII.GetBytes("data: ").Concat(Enumerable.Repeat((byte)'a', 20 * 1024 * 1024)).ToArray());
+        await using var reader = new SseReader(endless);
+
+        await Should.ThrowAsync<InvalidDataException>(async () => await reader.ReadAsync(TestContext.Current.CancellationToken));
+    }
 }
