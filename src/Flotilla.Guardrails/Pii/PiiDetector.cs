@@ -28,20 +28,10 @@ public static partial class PiiDetector
     private const RegexOptions Options = RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture;
 
     /// <summary>The personal data in <paramref name="text"/>, in order, not overlapping. Allocates nothing when there is none.</summary>
-    public static IReadOnlyList<TextFinding> Find(string text)
-    {
-        List<TextFinding>? found = null;
-        Scan(text, ref found);
-        return found is null ? Array.Empty<TextFinding>() : found;
-    }
+    public static IReadOnlyList<TextFinding> Find(string text) => TextEdits.Find(text, Scan);
 
     /// <summary>The text with each finding replaced by <c>[REDACTED:kind]</c>; the same instance when there is none.</summary>
-    public static string Redact(string text)
-    {
-        List<TextFinding>? found = null;
-        Scan(text, ref found);
-        return found is null ? text : TextEdits.Apply(text, TextEdits.Redactions(found));
-    }
+    public static string Redact(string text) => TextEdits.Redact(text, Scan);
 
     internal static void Scan(string text, ref List<TextFinding>? found)
     {

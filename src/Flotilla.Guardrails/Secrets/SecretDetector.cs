@@ -24,20 +24,10 @@ public static partial class SecretDetector
     public static IReadOnlyList<string> Kinds { get; } = [.. SecretRules.All.Select(r => r.Kind).Distinct(), HighEntropyKind];
 
     /// <summary>The credentials in <paramref name="text"/>, in order, not overlapping. Allocates nothing when there are none.</summary>
-    public static IReadOnlyList<TextFinding> Find(string text)
-    {
-        List<TextFinding>? found = null;
-        Scan(text, ref found);
-        return found is null ? Array.Empty<TextFinding>() : found;
-    }
+    public static IReadOnlyList<TextFinding> Find(string text) => TextEdits.Find(text, Scan);
 
     /// <summary>The text with each credential replaced by <c>[REDACTED:kind]</c>; the same instance when there is none.</summary>
-    public static string Redact(string text)
-    {
-        List<TextFinding>? found = null;
-        Scan(text, ref found);
-        return found is null ? text : TextEdits.Apply(text, TextEdits.Redactions(found));
-    }
+    public static string Redact(string text) => TextEdits.Redact(text, Scan);
 
     /// <summary>Adds the credentials in <paramref name="text"/> to <paramref name="found"/> (created on the first), normalized.</summary>
     internal static void Scan(string text, ref List<TextFinding>? found)

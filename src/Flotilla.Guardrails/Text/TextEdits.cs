@@ -10,8 +10,27 @@ internal readonly record struct TextEdit(int Start, int Length, string Kind, str
 }
 
 /// <summary>Applies findings to a text: each found range is replaced by a label.</summary>
+/// <summary>A detector's scan: adds what it finds in a text to a list created on the first finding.</summary>
+internal delegate void TextScanner(string text, ref List<TextFinding>? found);
+
 internal static class TextEdits
 {
+    /// <summary>Every finding of <paramref name="scan"/>; an empty array, allocating nothing, when there is none.</summary>
+    public static IReadOnlyList<TextFinding> Find(string text, TextScanner scan)
+    {
+        List<TextFinding>? found = null;
+        scan(text, ref found);
+        return found is null ? Array.Empty<TextFinding>() : found;
+    }
+
+    /// <summary>The text with each finding of <paramref name="scan"/> replaced by its label; the same instance when there is none.</summary>
+    public static string Redact(string text, TextScanner scan)
+    {
+        List<TextFinding>? found = null;
+        scan(text, ref found);
+        return found is null ? text : Apply(text, Redactions(found));
+    }
+
     private static readonly ConcurrentDictionary<string, string> Labels = new(StringComparer.Ordinal);
 
     /// <summary><c>[REDACTED:kind]</c>, one string per kind.</summary>
