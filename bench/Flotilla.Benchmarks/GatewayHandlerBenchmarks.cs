@@ -38,6 +38,7 @@ public class GatewayHandlerBenchmarks
         services.AddLogging();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ITraceStore>(new NullTraceStore());
+        services.AddSingleton(new TraceJournal(Path.Combine(Path.GetTempPath(), "flotilla-bench-" + Environment.ProcessId + ".jsonl")));
         services.AddSingleton<IAgentKeyStore>(new MemoryKeyStore());
         services.AddSingleton<IUsageStore>(new NullUsageStore());
         services.AddSingleton<IAlertStore>(new NullAlertStore());
@@ -125,6 +126,8 @@ public class GatewayHandlerBenchmarks
             Task.FromResult<IReadOnlyList<TraceRecord>>([]);
 
         public Task<long> CountAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
+
+        public Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken) => Task.FromResult(0L);
     }
 
     private sealed class NullUsageStore : IUsageStore
@@ -134,6 +137,8 @@ public class GatewayHandlerBenchmarks
 
         public Task<IReadOnlyDictionary<string, decimal>> SpendSinceAsync(string dimension, DateTimeOffset windowStart, CancellationToken cancellationToken) =>
             Task.FromResult<IReadOnlyDictionary<string, decimal>>(new Dictionary<string, decimal>());
+
+        public Task<long> PruneAsync(DateTimeOffset hourlyBefore, DateTimeOffset minuteBefore, int chunk, CancellationToken cancellationToken) => Task.FromResult(0L);
     }
 
     private sealed class NullAlertStore : IAlertStore

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Flotilla.Gateway.Protocol;
 using Spectre.Console;
 
 namespace Flotilla.Cli;
@@ -50,10 +51,10 @@ internal static class AdminCommands
             foreach (var b in result.RootElement.GetProperty("data").EnumerateArray())
             {
                 var used = b.GetProperty("used_percent").GetDecimal();
-                table.AddRow(Markup.Escape(Str(b, "applies_per")), Markup.Escape(Str(b, "key")), Money(b.GetProperty("spent_usd").GetDecimal()),
+                table.AddRow(Cell(Str(b, "applies_per")), Cell(Str(b, "key")), Money(b.GetProperty("spent_usd").GetDecimal()),
                     Money(b.GetProperty("limit_usd").GetDecimal()), used >= 100 ? $"[red]{used:0.#}%[/]" : used >= 75 ? $"[yellow]{used:0.#}%[/]" : $"{used:0.#}%",
-                    Markup.Escape(Str(b, "window")), b.GetProperty("resets_at").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture),
-                    Markup.Escape(Str(b, "mode")));
+                    Cell(Str(b, "window")), b.GetProperty("resets_at").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture),
+                    Cell(Str(b, "mode")));
             }
 
             AnsiConsole.Write(table);
@@ -91,7 +92,7 @@ internal static class AdminCommands
             {
                 var cost = row.GetProperty("cost_usd").GetDecimal();
                 var calls = row.GetProperty("calls").GetInt64();
-                table.AddRow(Markup.Escape(Str(row, "value")), Money(cost), totalCost == 0 ? "" : (cost / totalCost).ToString("P0", CultureInfo.InvariantCulture),
+                table.AddRow(Cell(Str(row, "value")), Money(cost), totalCost == 0 ? "" : (cost / totalCost).ToString("P0", CultureInfo.InvariantCulture),
                     Num(calls), Num(row.GetProperty("input_tokens").GetInt64()), Num(row.GetProperty("output_tokens").GetInt64()),
                     Num(row.GetProperty("cache_hits").GetInt64()), Num(row.GetProperty("fallbacks").GetInt64()), Num(row.GetProperty("errors").GetInt64()),
                     calls == 0 ? "" : Money(cost / calls));
@@ -101,7 +102,7 @@ internal static class AdminCommands
             table.AddRow("[bold]total[/]", $"[bold]{Money(totalCost)}[/]", "", Num(total.GetProperty("calls").GetInt64()),
                 Num(total.GetProperty("input_tokens").GetInt64()), Num(total.GetProperty("output_tokens").GetInt64()),
                 Num(total.GetProperty("cache_hits").GetInt64()), Num(total.GetProperty("fallbacks").GetInt64()), Num(total.GetProperty("errors").GetInt64()), "");
-            AnsiConsole.MarkupLine($"Spend by [bold]{Markup.Escape(root.GetProperty("by").GetString()!)}[/] since {root.GetProperty("since").GetDateTimeOffset().UtcDateTime:yyyy-MM-dd HH:mm} UTC (whole hours)");
+            AnsiConsole.MarkupLine($"Spend by [bold]{Cell(root.GetProperty("by").GetString()!)}[/] since {root.GetProperty("since").GetDateTimeOffset().UtcDateTime:yyyy-MM-dd HH:mm} UTC (whole hours)");
             AnsiConsole.Write(table);
         }));
         return command;
@@ -126,7 +127,7 @@ internal static class AdminCommands
             foreach (var a in result.RootElement.GetProperty("data").EnumerateArray())
             {
                 table.AddRow(a.GetProperty("at").GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
-                    Markup.Escape(Str(a, "kind")), Markup.Escape(Str(a, "message")), Markup.Escape(Str(a, "delivery")));
+                    Cell(Str(a, "kind")), Cell(Str(a, "message")), Cell(Str(a, "delivery")));
             }
 
             AnsiConsole.Write(table);
@@ -162,16 +163,16 @@ internal static class AdminCommands
                 var attempts = t.GetProperty("attempts").EnumerateArray()
                     .Select(x => $"{x.GetProperty("target").GetString()}:{(x.GetProperty("outcome").GetString() == "status" ? x.GetProperty("status").GetInt32().ToString(CultureInfo.InvariantCulture) : x.GetProperty("outcome").GetString())}");
                 table.AddRow(
-                    Markup.Escape(t.GetProperty("started_at").GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)),
-                    Markup.Escape(Str(t, "agent")),
-                    Markup.Escape(Str(t, "requested_model")),
-                    Markup.Escape(string.Join(" → ", attempts)),
+                    Cell(t.GetProperty("started_at").GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)),
+                    Cell(Str(t, "agent")),
+                    Cell(Str(t, "requested_model")),
+                    Cell(string.Join(" → ", attempts)),
                     t.GetProperty("status").GetInt32() is var code && code < 400 ? code.ToString(CultureInfo.InvariantCulture) : $"[red]{code}[/]",
                     $"{t.GetProperty("input_tokens").GetInt64()}/{t.GetProperty("output_tokens").GetInt64()}",
                     t.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture),
                     t.TryGetProperty("ttft_ms", out var ttft) ? ttft.GetDouble().ToString("0.0", CultureInfo.InvariantCulture) : "",
                     t.GetProperty("latency_ms").GetDouble().ToString("0.0", CultureInfo.InvariantCulture),
-                    Markup.Escape(t.GetProperty("id").GetString()!));
+                    Cell(t.GetProperty("id").GetString()!));
             }
 
             AnsiConsole.Write(table);
@@ -189,7 +190,7 @@ internal static class AdminCommands
             using var result = await client.SendAsync(HttpMethod.Post, "api/keys", $"{{\"agent\":{body}}}", ct);
             if (!Print(parse, result))
             {
-                Console.WriteLine($"Key for agent '{result.RootElement.GetProperty("agent").GetString()}' (shown once; Flotilla keeps only its hash):");
+                Console.WriteLine($"Key for agent '{CallerText.Safe(result.RootElement.GetProperty("agent").GetString() ?? "")}' (shown once; Flotilla keeps only its hash):");
                 Console.WriteLine($"  {result.RootElement.GetProperty("key").GetString()}");
             }
         }));
@@ -205,7 +206,7 @@ internal static class AdminCommands
             var table = new Table().Border(TableBorder.Simple).AddColumns("id", "agent", "prefix", "created (UTC)");
             foreach (var k in result.RootElement.GetProperty("data").EnumerateArray())
             {
-                table.AddRow(Markup.Escape(Str(k, "id")), Markup.Escape(Str(k, "agent")), Markup.Escape(Str(k, "prefix") + "…"),
+                table.AddRow(Cell(Str(k, "id")), Cell(Str(k, "agent")), Cell(Str(k, "prefix") + "…"),
                     k.GetProperty("created_at").GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture));
             }
 
@@ -235,9 +236,9 @@ internal static class AdminCommands
             var table = new Table().Border(TableBorder.Simple).AddColumns("agent", "owner", "model", "schedule", "mcp servers", "owns", "keys");
             foreach (var a in result.RootElement.GetProperty("data").EnumerateArray())
             {
-                table.AddRow(Markup.Escape(Str(a, "name")), Markup.Escape(Str(a, "owner")), Markup.Escape(Str(a, "model")), Markup.Escape(Str(a, "schedule")),
-                    Markup.Escape(string.Join(", ", a.GetProperty("mcp_servers").EnumerateArray().Select(x => x.GetString()))),
-                    Markup.Escape(string.Join(", ", a.GetProperty("owns").EnumerateArray().Select(x => x.GetString()))),
+                table.AddRow(Cell(Str(a, "name")), Cell(Str(a, "owner")), Cell(Str(a, "model")), Cell(Str(a, "schedule")),
+                    Cell(string.Join(", ", a.GetProperty("mcp_servers").EnumerateArray().Select(x => x.GetString()))),
+                    Cell(string.Join(", ", a.GetProperty("owns").EnumerateArray().Select(x => x.GetString()))),
                     a.GetProperty("keys").GetInt32().ToString(CultureInfo.InvariantCulture));
             }
 
@@ -260,7 +261,7 @@ internal static class AdminCommands
             var table = new Table().Border(TableBorder.Simple).AddColumns("model", "provider", "failures in a row", "cooling until (UTC)", "ms/token");
             foreach (var t in result.RootElement.GetProperty("data").EnumerateArray())
             {
-                table.AddRow(Markup.Escape(Str(t, "model")), Markup.Escape(Str(t, "provider")),
+                table.AddRow(Cell(Str(t, "model")), Cell(Str(t, "provider")),
                     t.GetProperty("consecutive_failures").GetInt32().ToString(CultureInfo.InvariantCulture),
                     t.TryGetProperty("cooling_until", out var until) ? until.GetDateTimeOffset().UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture) : "",
                     t.TryGetProperty("ms_per_token", out var speed) ? speed.GetDouble().ToString("0.00", CultureInfo.InvariantCulture) : "");
@@ -270,6 +271,12 @@ internal static class AdminCommands
         }));
         return command;
     }
+
+    /// <summary>
+    /// Table cell text: what the server returns may carry a caller's text (a model name, a tag), so control characters and
+    /// bidirectional overrides are replaced before a terminal can act on them, then Spectre markup is escaped.
+    /// </summary>
+    private static string Cell(string? text) => Markup.Escape(CallerText.Safe(text ?? ""));
 
     private static string Str(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
@@ -314,7 +321,7 @@ internal static class AdminCommands
         }
         catch (CliException e)
         {
-            await Console.Error.WriteLineAsync(e.Message);
+            await Console.Error.WriteLineAsync(CallerText.Safe(e.Message));
             return 1;
         }
     }

@@ -31,14 +31,31 @@ internal static class ServeCommand
                 return 1;
             }
 
-            await using var server = await FlotillaServer.StartAsync(new FlotillaServerOptions
+            FlotillaServer server;
+            try
             {
-                Fleet = loaded.Fleet!,
-                FleetPath = path,
-                Urls = parse.GetValue(urls)!,
-                DataDirectory = parse.GetValue(data)!,
-                LogLevel = parse.GetValue(verbose) ? Microsoft.Extensions.Logging.LogLevel.Information : Microsoft.Extensions.Logging.LogLevel.Warning,
-            }, cancellationToken);
+                server = await FlotillaServer.StartAsync(new FlotillaServerOptions
+                {
+                    Fleet = loaded.Fleet!,
+                    FleetPath = path,
+                    Urls = parse.GetValue(urls)!,
+                    DataDirectory = parse.GetValue(data)!,
+                    LogLevel = parse.GetValue(verbose) ? Microsoft.Extensions.Logging.LogLevel.Information : Microsoft.Extensions.Logging.LogLevel.Warning,
+                }, cancellationToken);
+            }
+            catch (StartupException e)
+            {
+                await Console.Error.WriteLineAsync($"flotilla serve: {e.Message}");
+                return 1;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Anything unforeseen still ends in one line, not a stack trace (--verbose adds the type for a bug report).
+                await Console.Error.WriteLineAsync($"flotilla serve: cannot start: {e.Message}{(parse.GetValue(verbose) ? $" ({e.GetType().FullName})" : "")}");
+                return 1;
+            }
+
+            await using var _ = server;
             var f = loaded.Fleet!;
             Console.WriteLine($"Flotilla serving {path} ({f.Agents.Count} agents, {f.Gateway.Models.Count} models, {f.Gateway.Routing.VirtualModels.Count} virtual models) on {server.Address}");
             Console.WriteLine($"  OpenAI-compatible: {server.Address}v1   admin API: {server.Address}api   Ctrl+C stops.");

@@ -11,9 +11,18 @@ public sealed record GatewayConfig(
     IReadOnlyList<RateLimitRule> RateLimits,
     AlertsConfig? Alerts,
     IReadOnlyList<string> DestructiveTools,
-    LimitsConfig Limits)
+    LimitsConfig Limits,
+    TracesConfig Traces)
 {
-    public static GatewayConfig Empty { get; } = new([], [], RoutingConfig.Default, null, GuardrailsConfig.None, [], [], null, [], LimitsConfig.Default);
+    public static GatewayConfig Empty { get; } = new([], [], RoutingConfig.Default, null, GuardrailsConfig.None, [], [], null, [], LimitsConfig.Default, TracesConfig.Default);
+}
+
+/// <summary>How long call records are kept.</summary>
+/// <param name="Retention">Traces older than this are pruned hourly (default 30 days). Usage rollups are kept at least as long,
+/// and never less than the longest budget window needs.</param>
+public sealed record TracesConfig(TimeSpan Retention)
+{
+    public static TracesConfig Default { get; } = new(TimeSpan.FromDays(30));
 }
 
 /// <summary>Kinds of model provider.</summary>

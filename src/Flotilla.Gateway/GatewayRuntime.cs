@@ -52,7 +52,7 @@ internal sealed class GatewayRuntime
     public GuardrailEngine Guardrails { get; }
 
     /// <summary>For webhook guardrails; each guardrail applies its own timeout.</summary>
-    private static readonly HttpClient GuardrailHttp = new() { Timeout = Timeout.InfiniteTimeSpan };
+    private static readonly HttpClient GuardrailHttp = UpstreamHttp.CreateWebhookClient(Timeout.InfiniteTimeSpan);
 
     /// <summary>Token estimates cost a tokenizer pass; only budgets and token rate limits need them.</summary>
     public bool NeedsTokenEstimate { get; }

@@ -12,6 +12,7 @@ public static class GatewayServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the AI gateway for <paramref name="fleet"/>. Needs an <see cref="Storage.Traces.ITraceStore"/>,
+    /// a <see cref="Storage.Traces.TraceJournal"/>, an <see cref="Storage.Usage.IUsageStore"/>,
     /// an <see cref="Storage.Keys.IAgentKeyStore"/> and a <see cref="TimeProvider"/> in the container.
     /// </summary>
     public static IServiceCollection AddAiGateway(this IServiceCollection services, FleetConfig fleet)
@@ -21,6 +22,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<AgentKeyRing>();
         services.AddSingleton<TraceWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<TraceWriter>());
+        services.AddSingleton<TraceRetention>();
+        services.AddHostedService(sp => sp.GetRequiredService<TraceRetention>());
         services.AddSingleton<AlertDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertDispatcher>());
         services.AddSingleton<GatewayHandler>();

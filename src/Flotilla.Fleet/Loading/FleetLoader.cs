@@ -69,6 +69,7 @@ public static partial class FleetLoader
     {
         ["providers"] = "gateway", ["models"] = "gateway", ["caching"] = "gateway", ["guardrails"] = "gateway", ["budgets"] = "gateway",
         ["rate_limits"] = "gateway", ["alerts"] = "gateway", ["destructive_tools"] = "gateway", ["limits"] = "gateway",
+        ["traces"] = "gateway",
     };
 
     private static readonly Dictionary<string, string> AgentMisplacedKeys = new()
@@ -229,8 +230,26 @@ public static partial class FleetLoader
             limitMap.RejectUnknownKeys();
         }
 
+        var traces = TracesConfig.Default;
+        if (map.Map("traces") is { } traceMap)
+        {
+            if (traceMap.Duration("retention") is { } retention)
+            {
+                if (retention < TimeSpan.FromHours(1))
+                {
+                    traceMap.Diagnostics.Error(traceMap.LocationOf("retention"), $"{traceMap.Sub("retention")}: keep traces at least 1h (e.g. 30d)");
+                }
+                else
+                {
+                    traces = new TracesConfig(retention);
+                }
+            }
+
+            traceMap.RejectUnknownKeys();
+        }
+
         map.RejectUnknownKeys(RoutingKeys);
-        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits);
+        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits, traces);
     }
 
     private static ProviderConfig ReadProvider(YamlMap map)

@@ -17,7 +17,7 @@ namespace Flotilla.Gateway.Alerts;
 /// </summary>
 internal sealed partial class AlertDispatcher(IAlertStore store, FleetState fleet, TimeProvider time, ILogger<AlertDispatcher> logger) : BackgroundService
 {
-    private static readonly HttpClient Webhook = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private static readonly HttpClient Webhook = Providers.UpstreamHttp.CreateWebhookClient(TimeSpan.FromSeconds(5));
     private readonly Channel<AlertRecord> _channel = Channel.CreateBounded<AlertRecord>(new BoundedChannelOptions(10_000)
     {
         SingleReader = true,
@@ -57,6 +57,18 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
             Kind = "budget_would_block",
             Message = $"(audit) a call by agent '{agent}' would have been refused: {message}",
             Key = agent,
+        });
+    }
+
+    /// <summary>An alert about Flotilla itself (e.g. <c>trace_store_failing</c>), stored and posted like budget alerts.</summary>
+    public void PublishSystem(string kind, string message)
+    {
+        _channel.Writer.TryWrite(new AlertRecord
+        {
+            Id = "alr_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            At = time.GetUtcNow(),
+            Kind = kind,
+            Message = message,
         });
     }
 
@@ -104,7 +116,9 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
                     await Task.Delay(TimeSpan.FromSeconds(Math.Pow(2, attempt - 1)), time, cancellationToken);
                 }
 
-                using var response = await Webhook.PostAsJsonAsync(webhook, payload, AlertJson.Default.WebhookPayload, cancellationToken);
+                // Only the status matters: the answer's body is never read.
+                using var request = new HttpRequestMessage(HttpMethod.Post, webhook) { Content = JsonContent.Create(payload, AlertJson.Default.WebhookPayload) };
+                using var response = await Webhook.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
                 if (response.IsSuccessStatusCode)
                 {
                     await store.SetDeliveryAsync(alert.Id, "delivered", CancellationToken.None);

@@ -13,6 +13,11 @@ public static class GatewayEndpoints
         endpoints.MapPost("/v1/chat/completions", handler.ChatAsync);
         endpoints.MapPost("/v1/embeddings", handler.EmbeddingsAsync);
         endpoints.MapGet("/v1/models", handler.ModelsAsync);
+        // Anything else under /v1 is answered in OpenAI's error format, not with an empty 404.
+        endpoints.MapFallback("/v1/{**path}", (Microsoft.AspNetCore.Http.HttpContext context) => Errors.ErrorWriter.WriteAsync(context,
+            new Errors.GatewayException(404, "invalid_request_error", "unknown_endpoint",
+                $"{context.Request.Method} {Protocol.CallerText.Safe(context.Request.Path.Value ?? "", 200)} is not an endpoint here; " +
+                "Flotilla serves POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.")));
         return endpoints;
     }
 }

@@ -37,6 +37,9 @@ internal sealed partial class GatewayHandler(
     public const string CacheHeader = "X-Flotilla-Cache";
     public const string CacheControlHeader = "X-Flotilla-Cache-Control";
 
+    /// <summary>Longest caller-supplied name (an unknown model) echoed in an error or kept in a trace.</summary>
+    private const int MaxEchoedName = 128;
+
     private static readonly byte[] DataPrefix = "data: "u8.ToArray();
     private static readonly byte[] DoneEvent = "data: [DONE]\n\n"u8.ToArray();
 
@@ -359,7 +362,8 @@ internal sealed partial class GatewayHandler(
                     Agent = caller.Agent.Name,
                     Team = caller.Agent.Owner,
                     Metadata = metadata,
-                    RequestedModel = route?.Name ?? request?.Model,
+                    // An unknown model name is the caller's text: bounded and made safe before it is stored.
+                    RequestedModel = route?.Name ?? CallerText.SafeOrNull(request?.Model, MaxEchoedName),
                     FinalTarget = succeeded ? target?.Name : cacheState == "hit" ? response.Headers[TargetHeader].ToString() : null,
                     Stream = request?.Stream ?? false,
                     FellBack = result?.FellBack ?? false,
@@ -474,7 +478,8 @@ internal sealed partial class GatewayHandler(
             return null;
         }
 
-        const string Rule = "X-Flotilla-Metadata must be a JSON object of strings, e.g. {\"loop\":\"triage\",\"run\":\"42\"} (at most 32 keys, values up to 256 characters).";
+        const string Rule = "X-Flotilla-Metadata must be a JSON object of strings, e.g. {\"loop\":\"triage\",\"run\":\"42\"} " +
+            "(at most 32 keys of up to 64 characters, values up to 256 characters, no control characters).";
         try
         {
             using var document = JsonDocument.Parse(header[0]!);
@@ -486,18 +491,32 @@ internal sealed partial class GatewayHandler(
             var result = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var property in document.RootElement.EnumerateObject())
             {
-                if (property.Value.ValueKind != JsonValueKind.String || property.Name.Length > 64 || property.Value.GetString()!.Length > 256 || result.Count >= 32)
+                if (property.Value.ValueKind != JsonValueKind.String || property.Name.Length is 0 or > 64 || result.Count >= 32)
                 {
                     throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
                 }
 
-                result[property.Name] = property.Value.GetString()!;
+                var value = property.Value.GetString()!;
+                if (value.Length > 256)
+                {
+                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+                }
+
+                // Tags are stored, rolled up and shown to operators: a CR/LF or an escape sequence has no business in one.
+                if (CallerText.HasUnsafe(property.Name) || CallerText.HasUnsafe(value))
+                {
+                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata,
+                        $"X-Flotilla-Metadata key '{CallerText.Safe(property.Name, 64)}' has a control character; keys and values are plain text. " + Rule);
+                }
+
+                result[property.Name] = value;
             }
 
             return result;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string that cannot be decoded (an unpaired surrogate escape).
             throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
         }
     }
@@ -573,7 +592,7 @@ internal sealed partial class GatewayHandler(
             var known = string.Join(", ", runtime.Routes.All.Where(r => r.Kind == (kind == CallKind.Chat ? ModelKind.Chat : ModelKind.Embedding))
                 .Select(r => r.Name).Order(StringComparer.Ordinal).Take(20));
             throw new GatewayException(404, "invalid_request_error", ErrorCodes.ModelNotFound,
-                $"The model '{model}' does not exist in this fleet. Use one of: {known} (GET /v1/models lists them).", "model");
+                $"The model '{CallerText.Safe(model, MaxEchoedName)}' does not exist in this fleet. Use one of: {known} (GET /v1/models lists them).", "model");
         }
 
         var wanted = kind == CallKind.Chat ? ModelKind.Chat : ModelKind.Embedding;

@@ -40,7 +40,7 @@ internal sealed class ChatRequest
 
     public bool HasTools { get; private set; }
 
-    public JsonElement Document => (_document ??= JsonDocument.Parse(Body)).RootElement;
+    public JsonElement Document => (_document ??= JsonDocument.Parse(Body, JsonText.DocumentOptions)).RootElement;
 
     /// <summary>Scans a chat completions body; throws <see cref="GatewayException"/> (400) on malformed input.</summary>
     public static ChatRequest ParseChat(byte[] body) => Parse(body, requireMessages: true);
@@ -50,8 +50,14 @@ internal sealed class ChatRequest
 
     private static ChatRequest Parse(byte[] body, bool requireMessages)
     {
+        if (JsonText.FindEncodingError(body) is { } encodingError)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidJson, encodingError);
+        }
+
         var request = new ChatRequest(body);
-        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 128 });
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = JsonText.MaxDepth });
+        var seen = Seen.None;
         var sawRequired = false;
         try
         {
@@ -66,6 +72,7 @@ internal sealed class ChatRequest
             {
                 if (reader.ValueTextEquals(ModelProperty))
                 {
+                    Once(ref seen, Seen.Model, "model");
                     reader.Read();
                     // A null model is still a token to replace: adding a second "model" key would leave the null in force
                     // for upstreams that keep the last duplicate.
@@ -81,6 +88,7 @@ internal sealed class ChatRequest
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
+                    Once(ref seen, Seen.Stream, "stream");
                     reader.Read();
                     if (reader.TokenType is JsonTokenType.True or JsonTokenType.False)
                     {
@@ -93,6 +101,7 @@ internal sealed class ChatRequest
                 }
                 else if (reader.ValueTextEquals("stream_options"u8))
                 {
+                    Once(ref seen, Seen.StreamOptions, "stream_options");
                     reader.Read();
                     // Present even when null, so a forced include_usage replaces it rather than adding a second key.
                     request.HasStreamOptions = true;
@@ -128,6 +137,7 @@ internal sealed class ChatRequest
                 }
                 else if (requireMessages && reader.ValueTextEquals("messages"u8))
                 {
+                    Once(ref seen, Seen.Messages, "messages");
                     reader.Read();
                     Expect(ref reader, JsonTokenType.StartArray, "messages", "an array of message objects");
                     var count = 0;
@@ -151,6 +161,7 @@ internal sealed class ChatRequest
                 }
                 else if (!requireMessages && reader.ValueTextEquals("input"u8))
                 {
+                    Once(ref seen, Seen.Input, "input");
                     reader.Read();
                     if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.StartArray))
                     {
@@ -162,6 +173,7 @@ internal sealed class ChatRequest
                 }
                 else if (reader.ValueTextEquals("tools"u8))
                 {
+                    Once(ref seen, Seen.Tools, "tools");
                     reader.Read();
                     request.HasTools = reader.TokenType == JsonTokenType.StartArray;
                     reader.Skip();
@@ -178,6 +190,11 @@ internal sealed class ChatRequest
                 throw GatewayException.BadRequest(ErrorCodes.InvalidJson, "The request body is not valid JSON: unexpected content after the top-level object.");
             }
         }
+        catch (JsonException e) when (reader.CurrentDepth >= JsonText.MaxDepth - 1)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidJson,
+                $"The request body nests deeper than {JsonText.MaxDepth} levels (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}); flatten it.");
+        }
         catch (JsonException e)
         {
             throw GatewayException.BadRequest(ErrorCodes.InvalidJson,
@@ -191,6 +208,26 @@ internal sealed class ChatRequest
         }
 
         return request;
+    }
+
+    [Flags]
+    private enum Seen
+    {
+        None = 0, Model = 1, Stream = 2, StreamOptions = 4, Messages = 8, Input = 16, Tools = 32,
+    }
+
+    /// <summary>
+    /// A key the gateway acts on may appear once: with two "model" keys, the gateway and an upstream parser that keeps the
+    /// other one would disagree about what was asked for (and what was governed).
+    /// </summary>
+    private static void Once(ref Seen seen, Seen key, string name)
+    {
+        if ((seen & key) != 0)
+        {
+            throw GatewayException.BadRequest(ErrorCodes.InvalidJson, $"The request body has '{name}' more than once; send each key once.", name);
+        }
+
+        seen |= key;
     }
 
     private static void Expect(ref Utf8JsonReader reader, JsonTokenType type, string param, string what)

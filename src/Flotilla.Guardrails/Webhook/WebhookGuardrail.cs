@@ -58,12 +58,13 @@ internal sealed class WebhookGuardrail : Guardrail
                 return WebhookAnswer.Failed($"answered HTTP {(int)response.StatusCode}");
             }
 
-            var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
-            await using (stream.ConfigureAwait(false))
+            var answerBytes = await ReadBoundedAsync(response.Content, linked.Token).ConfigureAwait(false);
+            if (answerBytes is null)
             {
-                var answer = await JsonSerializer.DeserializeAsync(stream, WebhookJson.Default.WebhookResponse, linked.Token).ConfigureAwait(false);
-                return Interpret(answer, texts.Count);
+                return WebhookAnswer.Failed($"answered with a body over {MaxAnswerBytes / 1024} KB");
             }
+
+            return Interpret(JsonSerializer.Deserialize(answerBytes, WebhookJson.Default.WebhookResponse), texts.Count);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -76,6 +77,36 @@ internal sealed class WebhookGuardrail : Guardrail
         catch (JsonException)
         {
             return WebhookAnswer.Failed("answered with invalid JSON");
+        }
+    }
+
+    /// <summary>Largest webhook answer read; a verdict is a few hundred bytes, redacted texts rarely more than the request.</summary>
+    public const int MaxAnswerBytes = 1024 * 1024;
+
+    private static async Task<byte[]?> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        if (content.Headers.ContentLength > MaxAnswerBytes)
+        {
+            return null;
+        }
+
+        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            using var buffer = new MemoryStream();
+            var chunk = new byte[16 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                if (buffer.Length + read > MaxAnswerBytes)
+                {
+                    return null;
+                }
+
+                buffer.Write(chunk, 0, read);
+            }
+
+            return buffer.ToArray();
         }
     }
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Flotilla.Fleet;
 using Flotilla.Gateway;
 using Flotilla.Gateway.Identity;
+using Flotilla.Gateway.Protocol;
 using Flotilla.Server.Hosting;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Traces;
@@ -33,6 +34,13 @@ internal static class AdminEndpoints
             }
 
             var presented = header.AsSpan(7).Trim();
+            if (presented.IsWhiteSpace())
+            {
+                // Refused before any comparison: no configuration may turn an empty token into a valid one.
+                return Error(401, "authentication_error", "missing_admin_token",
+                    "The admin token after 'Bearer ' is empty. Send 'Authorization: Bearer <admin token>'.");
+            }
+
             if (token.Matches(presented))
             {
                 return await next(invocation);
@@ -46,16 +54,18 @@ internal static class AdminEndpoints
             return Error(401, "authentication_error", "invalid_admin_token", "The admin token is not valid.");
         });
 
+        api.MapFallback(static (HttpContext context) => Error(404, "invalid_request_error", "unknown_endpoint",
+            $"{context.Request.Method} {CallerText.Safe(context.Request.Path.Value ?? "", 200)} is not an admin endpoint; see docs/admin-api.md."));
         api.MapPost("/keys", IssueKeyAsync);
         api.MapGet("/keys", (AgentKeyRing keys) => Results.Json(
             new ListResponse<KeyInfo>(keys.List().Select(k => new KeyInfo(k.Id, k.Agent, k.Prefix, k.CreatedAt)).ToList()), AdminJson.Relaxed.ListResponseKeyInfo));
         api.MapDelete("/keys/{id}", async (string id, AgentKeyRing keys, CancellationToken cancellationToken) =>
-            await keys.RevokeAsync(id, cancellationToken) ? Results.NoContent() : Error(404, "invalid_request_error", "not_found", $"No active key with id '{id}'."));
+            await keys.RevokeAsync(id, cancellationToken) ? Results.NoContent() : Error(404, "invalid_request_error", "not_found", $"No active key with id '{CallerText.Safe(id, 128)}'."));
         api.MapGet("/traces", QueryTracesAsync);
         api.MapGet("/traces/{id}", async (string id, ITraceStore store, CancellationToken cancellationToken) =>
             await store.QueryAsync(new TraceQuery(Id: id, Limit: 1), cancellationToken) is [var trace, ..]
                 ? Results.Json(trace, AdminJson.Relaxed.TraceRecord)
-                : Error(404, "invalid_request_error", "not_found", $"No trace with id '{id}'."));
+                : Error(404, "invalid_request_error", "not_found", $"No trace with id '{CallerText.Safe(id, 128)}'."));
         api.MapGet("/cost", QueryCostAsync);
         api.MapGet("/budgets", (FleetState fleet) =>
             Results.Json(new ListResponse<BudgetInfo>(fleet.Current.Budgets.Status().Select(b => new BudgetInfo(
@@ -97,8 +107,9 @@ internal static class AdminEndpoints
         {
             request = await JsonSerializer.DeserializeAsync(context.Request.Body, AdminJson.Relaxed.IssueKeyRequest, context.RequestAborted);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
         {
+            // InvalidOperationException: a string that cannot be decoded (an unpaired surrogate escape, invalid UTF-8).
             return Error(400, "invalid_request_error", "invalid_json", "Send a JSON object: {\"agent\":\"NAME\"}.");
         }
 
@@ -111,7 +122,7 @@ internal static class AdminEndpoints
         {
             var known = string.Join(", ", fleet.Fleet.Agents.Select(a => a.Name));
             return Error(404, "invalid_request_error", "agent_not_found",
-                $"No agent '{request.Agent}' in the fleet file; keys are issued only to registered agents (declared: {(known.Length == 0 ? "none" : known)}).");
+                $"No agent '{CallerText.Safe(request.Agent, 128)}' in the fleet file; keys are issued only to registered agents (declared: {(known.Length == 0 ? "none" : known)}).");
         }
 
         var (key, record) = await keys.IssueAsync(request.Agent, context.RequestAborted);

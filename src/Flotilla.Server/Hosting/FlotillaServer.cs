@@ -2,12 +2,14 @@ using Flotilla.Gateway;
 using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Identity;
+using Flotilla.Gateway.Traces;
 using Flotilla.Server.Admin;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Keys;
 using Flotilla.Storage.Sqlite;
 using Flotilla.Storage.Traces;
 using Flotilla.Storage.Usage;
+using Microsoft.Data.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -40,12 +42,27 @@ public sealed class FlotillaServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>
+    /// Starts the server. Throws <see cref="StartupException"/> (one line that says what to do) when it cannot: an unusable
+    /// data directory, a missing or too short admin token, a spill journal the store will not take, an address in use.
+    /// </summary>
     public static async Task<FlotillaServer> StartAsync(FlotillaServerOptions options, CancellationToken cancellationToken = default)
     {
         var console = options.Console ?? Console.Out;
         var dataDirectory = Path.GetFullPath(options.DataDirectory);
-        var database = new SqliteDatabase(dataDirectory);
+        var warnings = new List<string>(DataDirectory.Prepare(dataDirectory));
+        SqliteDatabase database;
+        try
+        {
+            database = new SqliteDatabase(dataDirectory);
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"cannot open the database in '{dataDirectory}': {e.Message} Check the disk and the directory's permissions, or pass --data with another directory.", e);
+        }
+
         var token = AdminToken.Resolve(options.AdminToken, dataDirectory);
+        warnings.AddRange(UnenforcedKeys.In(options.Fleet));
 
         // Content root away from the working directory (which holds the default data directory): the host would
         // otherwise watch it for configuration changes and pay for every SQLite write. Flotilla has no appsettings to reload.
@@ -69,11 +86,13 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton(options.Time);
         builder.Services.AddSingleton(database);
         builder.Services.AddSingleton(token);
+        builder.Services.AddSingleton(new TraceJournal(Path.Combine(dataDirectory, TraceJournal.FileName)));
         builder.Services.AddSingleton<ITraceStore, SqliteTraceStore>();
         builder.Services.AddSingleton<IAgentKeyStore, SqliteAgentKeyStore>();
         builder.Services.AddSingleton<IUsageStore, SqliteUsageStore>();
         builder.Services.AddSingleton<IAlertStore, SqliteAlertStore>();
         builder.Services.AddAiGateway(options.Fleet);
+        options.ConfigureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.Use(async (context, next) =>
@@ -89,37 +108,54 @@ public sealed class FlotillaServer : IAsyncDisposable
             }
         });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/readyz", async (ITraceStore traces, CancellationToken ct) =>
-        {
-            await traces.CountAsync(ct);
-            return Results.Text("ready\n");
-        });
+        app.MapGet("/readyz", (TraceWriter traces) => traces.Failure is { } failure
+            ? Results.Text($"not ready: traces cannot be stored since {failure.Since:u} ({failure.Error}); " +
+                $"{traces.Journalled} in the spill journal, {failure.Held} held in memory\n", statusCode: 503)
+            : Results.Text("ready\n"));
         app.MapAiGateway();
         app.MapAdminApi();
 
-        var keys = app.Services.GetRequiredService<AgentKeyRing>();
-        await keys.LoadAsync(cancellationToken);
-        // Spend in the current budget windows comes back from the usage buckets: a restart forgets nothing.
-        await Gateway.Budgets.BudgetRestore.RestoreAsync(app.Services.GetRequiredService<FleetState>().Current.Budgets,
-            app.Services.GetRequiredService<IUsageStore>(), app.Services.GetRequiredService<IAlertStore>(), options.Time, cancellationToken);
-        await app.StartAsync(cancellationToken);
-
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        if (token.Generated)
+        try
         {
-            await console.WriteLineAsync($"Admin token (generated, shown once; also saved to {Path.Combine(dataDirectory, AdminToken.FileName)}):");
-            await console.WriteLineAsync($"  {token.Value}");
-        }
+            var keys = app.Services.GetRequiredService<AgentKeyRing>();
+            await keys.LoadAsync(cancellationToken);
+            // Traces an earlier run could not store come back first, then spend in the current budget windows is restored
+            // from the usage buckets: a restart forgets nothing.
+            await app.Services.GetRequiredService<TraceWriter>().ReplayJournalAtStartAsync(cancellationToken);
+            await Gateway.Budgets.BudgetRestore.RestoreAsync(app.Services.GetRequiredService<FleetState>().Current.Budgets,
+                app.Services.GetRequiredService<IUsageStore>(), app.Services.GetRequiredService<IAlertStore>(), options.Time, cancellationToken);
+            await app.StartAsync(cancellationToken);
 
-        if (keys.IsEmpty && options.Fleet.Agents.Count > 0)
+            var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+            foreach (var warning in warnings)
+            {
+                await console.WriteLineAsync("warning: " + warning);
+            }
+
+            if (token.Generated)
+            {
+                await console.WriteLineAsync($"Admin token (generated, shown once; also saved to {Path.Combine(dataDirectory, AdminToken.FileName)}):");
+                await console.WriteLineAsync($"  {token.Value}");
+            }
+
+            if (keys.IsEmpty && options.Fleet.Agents.Count > 0)
+            {
+                var agent = options.Fleet.Agents[0].Name;
+                var (key, _) = await keys.IssueAsync(agent, cancellationToken);
+                await console.WriteLineAsync($"Agent key for '{agent}' (shown once; issue more with POST /api/keys or ./flotilla keys create {agent}):");
+                await console.WriteLineAsync($"  {key}");
+            }
+
+            return new FlotillaServer(app, address, token);
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
         {
-            var agent = options.Fleet.Agents[0].Name;
-            var (key, _) = await keys.IssueAsync(agent, cancellationToken);
-            await console.WriteLineAsync($"Agent key for '{agent}' (shown once; issue more with POST /api/keys or ./flotilla keys create {agent}):");
-            await console.WriteLineAsync($"  {key}");
+            await app.DisposeAsync();
+            var reason = e is IOException { InnerException: System.Net.Sockets.SocketException } || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase)
+                ? $"cannot listen on {options.Urls}: {e.Message} Stop the other process or pass --urls with a free address."
+                : $"cannot start: {e.Message} Check the data directory '{dataDirectory}' and the disk.";
+            throw new StartupException(reason, e);
         }
-
-        return new FlotillaServer(app, address, token);
     }
 
     /// <summary>Issues an agent key directly (tests, first start).</summary>

@@ -26,6 +26,12 @@ public sealed record FlotillaServerOptions
     /// <summary>Where start-up notices (generated token, starter key) are written. Default: standard output.</summary>
     public TextWriter? Console { get; init; }
 
+    /// <summary>
+    /// Runs after Flotilla's own service registrations, so an embedder or a test can replace one (a store, say).
+    /// Default: none.
+    /// </summary>
+    public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
+
     /// <summary>Minimum log level for the console logger. Default Warning, so the hot path does not log.</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Warning;
 }

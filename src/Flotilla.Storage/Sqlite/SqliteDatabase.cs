@@ -68,6 +68,7 @@ public sealed class SqliteDatabase
     {
         Directory.CreateDirectory(dataDirectory);
         Path = System.IO.Path.Combine(dataDirectory, "flotilla.db");
+        RestrictToOwner(Path);
         ConnectionString = new SqliteConnectionStringBuilder
         {
             DataSource = Path,
@@ -83,6 +84,33 @@ public sealed class SqliteDatabase
     }
 
     public string Path { get; }
+
+    /// <summary>
+    /// The database holds traces, metadata and key hashes: owner-only (0600). SQLite gives its -wal and -shm files the
+    /// database file's mode, so creating that file first, empty, with the right mode covers all three.
+    /// </summary>
+    private static void RestrictToOwner(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(path))
+        {
+            using var _ = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerReadWrite });
+            return;
+        }
+
+        foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+        {
+            if (File.Exists(file) && File.GetUnixFileMode(file) != OwnerReadWrite)
+            {
+                File.SetUnixFileMode(file, OwnerReadWrite);
+            }
+        }
+    }
 
     /// <summary>Brings a data directory made by an earlier version up to date: columns are only ever added.</summary>
     private static void AddMissingColumns(SqliteConnection connection, string table, params (string Name, string Type)[] columns)
@@ -107,6 +135,31 @@ public sealed class SqliteDatabase
     }
 
     public string ConnectionString { get; }
+
+    /// <summary>
+    /// Deletes rows (identified by <paramref name="key"/>, the rowid or a WITHOUT ROWID table's primary key) whose <paramref name="column"/> is below <paramref name="before"/>, <paramref name="chunk"/> rows per
+    /// transaction, so the trace writer never waits long for the write lock. Returns the number deleted.
+    /// </summary>
+    internal static long DeleteInChunks(SqliteDatabase database, string table, string key, string column, long before, int chunk, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {column} < $before LIMIT $chunk)";
+        command.Parameters.AddWithValue("$before", before);
+        command.Parameters.AddWithValue("$chunk", chunk);
+        long total = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var deleted = command.ExecuteNonQuery();
+            total += deleted;
+            if (deleted < chunk)
+            {
+                break;
+            }
+        }
+
+        return total;
+    }
 
     public SqliteConnection Open()
     {

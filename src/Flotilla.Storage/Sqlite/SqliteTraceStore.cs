@@ -6,7 +6,10 @@ using Microsoft.Data.Sqlite;
 
 namespace Flotilla.Storage.Sqlite;
 
-/// <summary>Traces in the embedded SQLite file; a batch is one transaction.</summary>
+/// <summary>
+/// Traces in the embedded SQLite file; a batch is one transaction, with its usage buckets. Appending is idempotent per trace id:
+/// a trace written twice (a replayed spill journal, a retry after an ambiguous failure) is stored and counted once.
+/// </summary>
 public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 {
     public Task AppendAsync(IReadOnlyList<TraceRecord> batch, CancellationToken cancellationToken)
@@ -21,16 +24,18 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = """
-            INSERT OR REPLACE INTO traces (id, started_at, operation, agent, team, metadata, requested_model, final_target, stream,
+            INSERT INTO traces (id, started_at, operation, agent, team, metadata, requested_model, final_target, stream,
                 fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails)
             VALUES ($id, $started_at, $operation, $agent, $team, $metadata, $requested_model, $final_target, $stream,
                 $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache, $policy, $guardrails)
+            ON CONFLICT (id) DO NOTHING
             """;
         string[] names = ["$id", "$started_at", "$operation", "$agent", "$team", "$metadata", "$requested_model", "$final_target", "$stream",
             "$fell_back", "$attempts", "$status", "$input_tokens", "$output_tokens", "$cost_usd", "$ttft_ms", "$latency_ms", "$error_code", "$error", "$cache",
             "$policy", "$guardrails"];
         var parameters = names.Select(n => command.Parameters.Add(new SqliteParameter(n, null))).ToArray();
         command.Prepare();
+        var inserted = new List<TraceRecord>(batch.Count);
         foreach (var t in batch)
         {
             object?[] values =
@@ -49,33 +54,19 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 parameters[i].Value = values[i] ?? DBNull.Value;
             }
 
-            command.ExecuteNonQuery();
+            if (command.ExecuteNonQuery() == 1)
+            {
+                inserted.Add(t);
+            }
         }
 
-        SqliteUsageStore.Accumulate(connection, transaction, batch);
-        PruneMinuteBuckets(connection, transaction, batch[0].StartedAt);
+        SqliteUsageStore.Accumulate(connection, transaction, inserted);
         transaction.Commit();
         return Task.CompletedTask;
     }
 
-    private long _lastPrune;
-
-    /// <summary>Minute buckets serve only short budget windows; two days of them is plenty.</summary>
-    private void PruneMinuteBuckets(SqliteConnection connection, SqliteTransaction transaction, DateTimeOffset now)
-    {
-        var seconds = now.ToUnixTimeSeconds();
-        if (seconds - _lastPrune < 3600)
-        {
-            return;
-        }
-
-        _lastPrune = seconds;
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "DELETE FROM usage_minute WHERE bucket < $before";
-        command.Parameters.AddWithValue("$before", seconds - (2 * 86_400));
-        command.ExecuteNonQuery();
-    }
+    public Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken) =>
+        Task.FromResult(SqliteDatabase.DeleteInChunks(database, "traces", "rowid", "started_at", before.ToUnixTimeMilliseconds(), chunk, cancellationToken));
 
     public Task<IReadOnlyList<TraceRecord>> QueryAsync(TraceQuery query, CancellationToken cancellationToken)
     {
@@ -155,4 +146,5 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 [JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
 [JsonSerializable(typeof(IReadOnlyList<string>))]
 [JsonSerializable(typeof(IReadOnlyList<TraceVerdict>))]
+[JsonSerializable(typeof(TraceRecord))]
 internal sealed partial class StorageJson : JsonSerializerContext;

@@ -141,4 +141,9 @@ public sealed class SqliteUsageStore(SqliteDatabase database) : IUsageStore
 
         return Task.FromResult<IReadOnlyDictionary<string, decimal>>(result);
     }
+
+    public Task<long> PruneAsync(DateTimeOffset hourlyBefore, DateTimeOffset minuteBefore, int chunk, CancellationToken cancellationToken) =>
+        Task.FromResult(
+            SqliteDatabase.DeleteInChunks(database, "usage_hourly", "dimension, bucket, value", "bucket", hourlyBefore.ToUnixTimeSeconds(), chunk, cancellationToken)
+            + SqliteDatabase.DeleteInChunks(database, "usage_minute", "dimension, bucket, value", "bucket", minuteBefore.ToUnixTimeSeconds(), chunk, cancellationToken));
 }

@@ -13,6 +13,10 @@ public interface IUsageStore
 
     /// <summary>Spend per value of <paramref name="dimension"/> since <paramref name="windowStart"/> (minute precision).</summary>
     Task<IReadOnlyDictionary<string, decimal>> SpendSinceAsync(string dimension, DateTimeOffset windowStart, CancellationToken cancellationToken);
+
+    /// <summary>Deletes hourly buckets before <paramref name="hourlyBefore"/> and minute buckets before <paramref name="minuteBefore"/>,
+    /// <paramref name="chunk"/> rows per transaction; returns how many were deleted.</summary>
+    Task<long> PruneAsync(DateTimeOffset hourlyBefore, DateTimeOffset minuteBefore, int chunk, CancellationToken cancellationToken);
 }
 
 /// <summary>Totals for one dimension value.</summary>

@@ -18,7 +18,7 @@ namespace Flotilla.Gateway.Tests.EndToEnd;
 /// </summary>
 internal sealed class GatewayHost : IAsyncDisposable
 {
-    public const string AdminToken = "test-admin-token";
+    public const string AdminToken = "test-admin-token-0123456789abcdef-0123";
     public const string Agent = "tester";
     public const string Team = "qa-team";
 
@@ -53,7 +53,10 @@ internal sealed class GatewayHost : IAsyncDisposable
     /// Starts a server for <paramref name="gatewayYaml"/> (the gateway document; an agent <see cref="Agent"/> owned by
     /// <see cref="Team"/> is appended). <paramref name="time"/> drives timeouts, backoff and cooldown.
     /// </summary>
-    public static async Task<GatewayHost> StartAsync(string gatewayYaml, TimeProvider? time = null)
+    /// <param name="services">Replaces registrations after Flotilla's own (a failing store, say).</param>
+    /// <param name="console">Receives start-up notices and warnings; default: discarded.</param>
+    public static async Task<GatewayHost> StartAsync(string gatewayYaml, TimeProvider? time = null,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null, TextWriter? console = null)
     {
         var yaml = gatewayYaml.TrimEnd() + $"\n---\nagent:\n  name: {Agent}\n  owner: {Team}\n";
         var dataDirectory = Path.Combine(Path.GetTempPath(), "flotilla-tests", Guid.NewGuid().ToString("N"));
@@ -73,8 +76,9 @@ internal sealed class GatewayHost : IAsyncDisposable
             Urls = "http://127.0.0.1:0",
             DataDirectory = dataDirectory,
             AdminToken = AdminToken,
-            Console = TextWriter.Null,
+            Console = console ?? TextWriter.Null,
             Time = time ?? TimeProvider.System,
+            ConfigureServices = services,
         };
         var server = await FlotillaServer.StartAsync(options);
         var key = await server.IssueKeyAsync(Agent);
@@ -87,9 +91,21 @@ internal sealed class GatewayHost : IAsyncDisposable
     /// </summary>
     public async Task RestartAsync()
     {
+        await StopAsync();
+        await StartAgainAsync();
+    }
+
+    /// <summary>Stops the server as at a process exit (hosted services finish their shutdown work).</summary>
+    public async Task StopAsync()
+    {
         DisposeClients();
         await Server.DisposeAsync();
-        Server = await FlotillaServer.StartAsync(_options);
+    }
+
+    /// <summary>Starts a stopped server again on the same data directory; <paramref name="services"/> replaces the first start's.</summary>
+    public async Task StartAgainAsync(Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
+    {
+        Server = await FlotillaServer.StartAsync(services is null ? _options : _options with { ConfigureServices = services });
         (Http, Admin) = Clients(Server, AgentKey);
     }
 
