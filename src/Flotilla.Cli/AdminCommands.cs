@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Flotilla.Gateway.Protocol;
+using Flotilla.Fleet;
 using Spectre.Console;
 
 namespace Flotilla.Cli;
@@ -190,7 +190,7 @@ internal static class AdminCommands
             using var result = await client.SendAsync(HttpMethod.Post, "api/keys", $"{{\"agent\":{body}}}", ct);
             if (!Print(parse, result))
             {
-                Console.WriteLine($"Key for agent '{CallerText.Safe(result.RootElement.GetProperty("agent").GetString() ?? "")}' (shown once; Flotilla keeps only its hash):");
+                Console.WriteLine($"Key for agent '{DisplayText.Safe(result.RootElement.GetProperty("agent").GetString() ?? "")}' (shown once; Flotilla keeps only its hash):");
                 Console.WriteLine($"  {result.RootElement.GetProperty("key").GetString()}");
             }
         }));
@@ -276,7 +276,7 @@ internal static class AdminCommands
     /// Table cell text: what the server returns may carry a caller's text (a model name, a tag), so control characters and
     /// bidirectional overrides are replaced before a terminal can act on them, then Spectre markup is escaped.
     /// </summary>
-    private static string Cell(string? text) => Markup.Escape(CallerText.Safe(text ?? ""));
+    private static string Cell(string? text) => Markup.Escape(DisplayText.Safe(text ?? ""));
 
     private static string Str(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
@@ -321,7 +321,7 @@ internal static class AdminCommands
         }
         catch (CliException e)
         {
-            await Console.Error.WriteLineAsync(CallerText.Safe(e.Message));
+            await Console.Error.WriteLineAsync(DisplayText.Safe(e.Message));
             return 1;
         }
     }

@@ -30,7 +30,20 @@ internal sealed partial class FleetDiagnostics(string file)
 
     /// <summary>Records an error; a credential-shaped substring never reaches the message, whatever echoed it.</summary>
     public void Error(SourceLocation location, string message) =>
-        _errors.Add(new FleetError(location, CredentialShape().Replace(message, "[redacted]")));
+        _errors.Add(new FleetError(location, Shown(CredentialShape().Replace(message, "[redacted]"))));
+
+    /// <summary>
+    /// Messages quote the file's text, which may hold control characters (an ESC sequence, a NUL) or be huge: both are made safe
+    /// for a terminal, and a long message keeps its start and its end (where the remedy is) around a marker.
+    /// </summary>
+    private static string Shown(string message)
+    {
+        const int Head = 600, Tail = 300;
+        message = DisplayText.Safe(message);
+        return message.Length <= Head + Tail + 50
+            ? message
+            : $"{message[..Head]}…[{message.Length - Head - Tail} chars]…{message[^Tail..]}";
+    }
 
     public bool HasErrorAt(SourceLocation location) => _errors.Exists(e => e.Location == location);
 

@@ -363,7 +363,7 @@ internal sealed partial class GatewayHandler(
                     Team = caller.Agent.Owner,
                     Metadata = metadata,
                     // An unknown model name is the caller's text: bounded and made safe before it is stored.
-                    RequestedModel = route?.Name ?? CallerText.SafeOrNull(request?.Model, MaxEchoedName),
+                    RequestedModel = route?.Name ?? DisplayText.SafeOrNull(request?.Model, MaxEchoedName),
                     FinalTarget = succeeded ? target?.Name : cacheState == "hit" ? response.Headers[TargetHeader].ToString() : null,
                     Stream = request?.Stream ?? false,
                     FellBack = result?.FellBack ?? false,
@@ -503,10 +503,10 @@ internal sealed partial class GatewayHandler(
                 }
 
                 // Tags are stored, rolled up and shown to operators: a CR/LF or an escape sequence has no business in one.
-                if (CallerText.HasUnsafe(property.Name) || CallerText.HasUnsafe(value))
+                if (DisplayText.HasUnsafe(property.Name) || DisplayText.HasUnsafe(value))
                 {
                     throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata,
-                        $"X-Flotilla-Metadata key '{CallerText.Safe(property.Name, 64)}' has a control character; keys and values are plain text. " + Rule);
+                        $"X-Flotilla-Metadata key '{DisplayText.Safe(property.Name, 64)}' has a control character; keys and values are plain text. " + Rule);
                 }
 
                 result[property.Name] = value;
@@ -592,7 +592,7 @@ internal sealed partial class GatewayHandler(
             var known = string.Join(", ", runtime.Routes.All.Where(r => r.Kind == (kind == CallKind.Chat ? ModelKind.Chat : ModelKind.Embedding))
                 .Select(r => r.Name).Order(StringComparer.Ordinal).Take(20));
             throw new GatewayException(404, "invalid_request_error", ErrorCodes.ModelNotFound,
-                $"The model '{CallerText.Safe(model, MaxEchoedName)}' does not exist in this fleet. Use one of: {known} (GET /v1/models lists them).", "model");
+                $"The model '{DisplayText.Safe(model, MaxEchoedName)}' does not exist in this fleet. Use one of: {known} (GET /v1/models lists them).", "model");
         }
 
         var wanted = kind == CallKind.Chat ? ModelKind.Chat : ModelKind.Embedding;

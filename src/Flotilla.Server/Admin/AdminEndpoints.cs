@@ -55,17 +55,17 @@ internal static class AdminEndpoints
         });
 
         api.MapFallback(static (HttpContext context) => Error(404, "invalid_request_error", "unknown_endpoint",
-            $"{context.Request.Method} {CallerText.Safe(context.Request.Path.Value ?? "", 200)} is not an admin endpoint; see docs/admin-api.md."));
+            $"{context.Request.Method} {DisplayText.Safe(context.Request.Path.Value ?? "", 200)} is not an admin endpoint; see docs/admin-api.md."));
         api.MapPost("/keys", IssueKeyAsync);
         api.MapGet("/keys", (AgentKeyRing keys) => Results.Json(
             new ListResponse<KeyInfo>(keys.List().Select(k => new KeyInfo(k.Id, k.Agent, k.Prefix, k.CreatedAt)).ToList()), AdminJson.Relaxed.ListResponseKeyInfo));
         api.MapDelete("/keys/{id}", async (string id, AgentKeyRing keys, CancellationToken cancellationToken) =>
-            await keys.RevokeAsync(id, cancellationToken) ? Results.NoContent() : Error(404, "invalid_request_error", "not_found", $"No active key with id '{CallerText.Safe(id, 128)}'."));
+            await keys.RevokeAsync(id, cancellationToken) ? Results.NoContent() : Error(404, "invalid_request_error", "not_found", $"No active key with id '{DisplayText.Safe(id, 128)}'."));
         api.MapGet("/traces", QueryTracesAsync);
         api.MapGet("/traces/{id}", async (string id, ITraceStore store, CancellationToken cancellationToken) =>
             await store.QueryAsync(new TraceQuery(Id: id, Limit: 1), cancellationToken) is [var trace, ..]
                 ? Results.Json(trace, AdminJson.Relaxed.TraceRecord)
-                : Error(404, "invalid_request_error", "not_found", $"No trace with id '{CallerText.Safe(id, 128)}'."));
+                : Error(404, "invalid_request_error", "not_found", $"No trace with id '{DisplayText.Safe(id, 128)}'."));
         api.MapGet("/cost", QueryCostAsync);
         api.MapGet("/budgets", (FleetState fleet) =>
             Results.Json(new ListResponse<BudgetInfo>(fleet.Current.Budgets.Status().Select(b => new BudgetInfo(
@@ -122,7 +122,7 @@ internal static class AdminEndpoints
         {
             var known = string.Join(", ", fleet.Fleet.Agents.Select(a => a.Name));
             return Error(404, "invalid_request_error", "agent_not_found",
-                $"No agent '{CallerText.Safe(request.Agent, 128)}' in the fleet file; keys are issued only to registered agents (declared: {(known.Length == 0 ? "none" : known)}).");
+                $"No agent '{DisplayText.Safe(request.Agent, 128)}' in the fleet file; keys are issued only to registered agents (declared: {(known.Length == 0 ? "none" : known)}).");
         }
 
         var (key, record) = await keys.IssueAsync(request.Agent, context.RequestAborted);

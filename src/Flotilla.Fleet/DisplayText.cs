@@ -1,13 +1,13 @@
 using System.Text;
 
-namespace Flotilla.Gateway.Protocol;
+namespace Flotilla.Fleet;
 
 /// <summary>
-/// Text that came from a caller and will be stored, logged or shown to an operator: control characters that a terminal would
+/// Text from outside (a caller's request, a fleet file) that will be stored, logged or shown to an operator: control characters that a terminal would
 /// act on (C0, DEL, C1 — ESC sequences, OSC titles, carriage returns) and bidirectional overrides that reorder what is shown
 /// are replaced with U+FFFD, and long text is cut with a marker saying how long it was.
 /// </summary>
-public static class CallerText
+public static class DisplayText
 {
     public const char Replacement = '\uFFFD';
 
