@@ -59,22 +59,31 @@ if ! dotnet build Flotilla.slnx -c Debug --nologo -v quiet >"$results/build.log"
   finish
 fi
 
-# 3. Test suites (xunit v3), one assembly at a time on this 2-core budget.
+# 3. Test suites (xunit v3), one assembly at a time on this 2-core budget. Each has a time limit; running out of it
+#    counts as a failure (a hung test must not hang the run).
+suite_timeout="${FLOTILLA_SUITE_TIMEOUT:-600}"
+
+attr() { # attr NAME TAG: the value of attribute NAME in TAG, whatever the attribute order; 0 when absent
+  local value
+  value="$(grep -o " $1=\"[0-9]*\"" <<<"$2" | head -1 | tr -dc '0-9')"
+  echo "${value:-0}"
+}
+
 for project in tests/*.Tests/*.csproj; do
   name="$(basename "$project" .csproj)"
   dll="$(dirname "$project")/bin/Debug/net10.0/$name.dll"
   xml="$results/$name.xml"
   echo "Running $name…"
-  dotnet "$dll" -noColor -noLogo -result-xml "$xml" >"$results/$name.log" 2>&1
+  timeout --kill-after=15 "$suite_timeout" dotnet "$dll" -noColor -noLogo -result-xml "$xml" >"$results/$name.log" 2>&1
   code=$?
+  if [[ $code -eq 124 || $code -eq 137 ]]; then
+    failed=$((failed + 1)); echo "FAIL $name: did not finish within ${suite_timeout} s (log: TestResults/$name.log)"
+    tail -n 20 "$results/$name.log" | sed 's/^/    /'
+    continue
+  fi
   if [[ -f "$xml" ]]; then
-    read -r p f s < <(python3 - "$xml" <<'PY' 2>/dev/null || sed -n 's/.*<assembly [^>]*passed="\([0-9]*\)"[^>]*failed="\([0-9]*\)"[^>]*skipped="\([0-9]*\)".*/\1 \2 \3/p' "$xml" | head -1
-import sys, xml.etree.ElementTree as ET
-a = ET.parse(sys.argv[1]).getroot().find('assembly')
-print(a.get('passed', 0), int(a.get('failed', 0)) + int(a.get('errors', 0)), int(a.get('skipped', 0)) + int(a.get('not-run', 0)))
-PY
-)
-    p=${p:-0}; f=${f:-0}; s=${s:-0}
+    tag="$(grep -o '<assembly [^>]*>' "$xml" | head -1)"
+    p=$(attr passed "$tag"); f=$(( $(attr failed "$tag") + $(attr errors "$tag") )); s=$(( $(attr skipped "$tag") + $(attr not-run "$tag") ))
     # A skipped test is a test that did not run: it counts as failed.
     passed=$((passed + p)); failed=$((failed + f + s))
     echo "  $name: $p passed, $f failed, $s skipped"
@@ -84,6 +93,9 @@ PY
     if [[ $code -ne 0 && $f -eq 0 ]]; then
       failed=$((failed + 1)); echo "  $name exited with $code (log: TestResults/$name.log)"
     fi
+    if [[ -z "$tag" || $p -eq 0 ]]; then
+      failed=$((failed + 1)); echo "  $name: no test ran (log: TestResults/$name.log)"
+    fi
   else
     failed=$((failed + 1)); echo "FAIL $name: no results (exit $code; log: TestResults/$name.log)"
     tail -n 30 "$results/$name.log" | sed 's/^/    /'
@@ -91,7 +103,25 @@ PY
 done
 
 # 4. Smoke checks through the public surface, as a new user would.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+serve_pid=""
+serve_url=""
+start_server() { # start_server DATA_DIR [ENV...]: serve the quickstart on a free port; sets serve_pid and serve_url
+  local data="$1"; shift
+  env "$@" ./flotilla serve --urls "http://127.0.0.1:0" --data "$data" >"$results/serve.out" 2>&1 &
+  serve_pid=$!; pids+=("$serve_pid")
+  serve_url=""
+  for _ in $(seq 1 120); do
+    serve_url="$(grep -o 'on http://127\.0\.0\.1:[0-9]*' "$results/serve.out" | head -1 | cut -c4-)"
+    [[ -n "$serve_url" ]] && curl -fs "$serve_url/readyz" >/dev/null && return 0
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$results/serve.out"
+  echo "the server did not become ready"
+  return 1
+}
+
+stop_server() { kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; }
 
 smoke_validate() {
   ./flotilla validate examples/quickstart/fleet.yaml && ./flotilla validate examples/northwind/fleet.yaml || return 1
@@ -103,28 +133,62 @@ smoke_validate() {
 }
 
 smoke_serve() {
-  local port; port="$(free_port)"
-  local data; data="$(mktemp -d)"
-  ./flotilla serve --urls "http://127.0.0.1:$port" --data "$data" >"$results/serve.out" 2>&1 &
-  local pid=$!; pids+=("$pid")
-  for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
+  local data; data="$(mktemp -d)/data"
+  start_server "$data" || return 1
   cat "$results/serve.out"
   local key; key="$(grep -o 'flt_[A-Za-z0-9_-]*' "$results/serve.out" | head -1)"
-  [[ -n "$key" ]] || { echo "no starter key printed"; kill "$pid"; return 1; }
+  [[ -n "$key" ]] || { echo "no starter key printed"; stop_server; return 1; }
   local answer
-  answer="$(curl -fsS "http://127.0.0.1:$port/v1/chat/completions" -H "Authorization: Bearer $key" \
-    -H 'Content-Type: application/json' -d '{"model":"resilient","messages":[{"role":"user","content":"hello"}]}')" || { kill "$pid"; return 1; }
+  answer="$(curl -fsS "$serve_url/v1/chat/completions" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' -d '{"model":"resilient","messages":[{"role":"user","content":"hello"}]}')" || { stop_server; return 1; }
   echo "$answer"
-  grep -q '"chat.completion"' <<<"$answer" || { kill "$pid"; return 1; }
+  grep -q '"chat.completion"' <<<"$answer" || { stop_server; return 1; }
   sleep 1
-  local traces; traces="$(FLOTILLA_ADMIN_TOKEN="$(cat "$data/admin-token")" ./flotilla traces --server "http://127.0.0.1:$port" --json)"
+  local traces; traces="$(FLOTILLA_ADMIN_TOKEN="$(cat "$data/admin-token")" ./flotilla traces --server "$serve_url" --json)"
   echo "$traces"
-  kill "$pid"; wait "$pid" 2>/dev/null
+  stop_server
+  [[ "$(stat -c %a "$data")" == 700 && "$(stat -c %a "$data/flotilla.db")" == 600 && "$(stat -c %a "$data/admin-token")" == 600 ]] \
+    || { echo "data directory modes: $(stat -c '%a %n' "$data" "$data"/*)"; return 1; }
   grep -q '"fell_back":true' <<<"$traces" && grep -q 'sim-broken' <<<"$traces" && ! grep -q "$key" <<<"$traces"
+}
+
+# An operator's terminal over hostile data: escape sequences and control characters sent by a caller never reach it.
+smoke_hostile_traces() {
+  local data; data="$(mktemp -d)/data"
+  start_server "$data" || return 1
+  local key; key="$(grep -o 'flt_[A-Za-z0-9_-]*' "$results/serve.out" | head -1)"
+  local model; model='\u001b[31mRED\u001b]0;pwned\u0007\u009b2J\r\nline'
+  local status
+  status="$(curl -s -o /dev/null -w '%{http_code}' "$serve_url/v1/chat/completions" -H "Authorization: Bearer $key" \
+    -d "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")"
+  [[ "$status" == 404 ]] || { echo "expected 404 for an unknown model, got $status"; stop_server; return 1; }
+  sleep 1
+  local table="$results/hostile-traces.txt"
+  FLOTILLA_ADMIN_TOKEN="$(cat "$data/admin-token")" ./flotilla traces --server "$serve_url" >"$table" 2>&1
+  local code=$?
+  stop_server
+  cat -v "$table"
+  [[ $code -eq 0 ]] || return 1
+  # No byte of C0 (except newline), DEL or C1 (as UTF-8: C2 80–C2 9F) in the output.
+  if LC_ALL=C grep -qP '[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$table"; then
+    echo "control characters reached the terminal"; return 1
+  fi
+  grep -q 'RED' "$table"
+}
+
+# A start-up failure is one line on stderr and exit code 1, never a stack trace.
+smoke_serve_unusable_data() {
+  local err="$results/serve-bad-data.err"
+  ./flotilla serve --urls "http://127.0.0.1:0" --data /proc/flotilla-nope >/dev/null 2>"$err"
+  local code=$?
+  cat "$err"
+  [[ $code -eq 1 && "$(wc -l <"$err")" -eq 1 ]] && grep -q "cannot use the data directory '/proc/flotilla-nope'" "$err" && ! grep -q ' at ' "$err"
 }
 
 check cli-validate smoke_validate
 check cli-serve-quickstart smoke_serve
+check cli-traces-hostile-text smoke_hostile_traces
+check cli-serve-unusable-data smoke_serve_unusable_data
 if [[ -x bench/run.sh ]]; then
   check bench-quick bench/run.sh --quick
 fi

@@ -42,7 +42,7 @@ slow_ms=20
 stream_chunks=20; stream_chunk_ms=50   # the long streams of the concurrency step: ~1 s each
 stall_ms=500
 upstream_key="bench-upstream-key"
-admin_token="bench-admin-$RANDOM$RANDOM"
+admin_token="bench-admin-$(od -An -N24 -tx1 /dev/urandom | tr -d " \n")"
 started_at=$(date +%s)
 
 say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }

@@ -24,6 +24,24 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
         FullMode = BoundedChannelFullMode.DropOldest,
     });
 
+    private long _published;
+    private long _settled;
+
+    /// <summary>
+    /// True when every alert published so far has been stored and its delivery has ended (delivered, failed or no webhook):
+    /// nothing more will be posted until the next alert. A signal for tests and for shutdown, not a hot-path read.
+    /// </summary>
+    internal bool IsSettled => Interlocked.Read(ref _settled) == Interlocked.Read(ref _published);
+
+    private void Enqueue(AlertRecord alert)
+    {
+        Interlocked.Increment(ref _published);
+        if (!_channel.Writer.TryWrite(alert))
+        {
+            Interlocked.Increment(ref _settled);
+        }
+    }
+
     public void Publish(BudgetAlert alert)
     {
         var rule = alert.Rule;
@@ -31,7 +49,7 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
         var message = $"{rule.AppliesPer} '{alert.Key}' has spent ${alert.SpentUsd:0.####} of ${rule.LimitUsd:0.##} per {BudgetWindows.Name(rule.Window)} " +
             (reached ? $"({alert.Threshold}% threshold" : $"and a call was refused: the budget cannot cover it ({alert.Threshold}% threshold") +
             $"; window {alert.WindowStart:yyyy-MM-ddTHH:mm}Z–{alert.WindowEnd:yyyy-MM-ddTHH:mm}Z).";
-        _channel.Writer.TryWrite(new AlertRecord
+        Enqueue(new AlertRecord
         {
             // Deterministic: the same threshold in the same window is one alert, even across restarts.
             Id = StableId($"{rule.Location.Line}|{rule.AppliesPer}|{alert.Key}|{alert.WindowStart.ToUnixTimeSeconds()}|{alert.Threshold}"),
@@ -50,7 +68,7 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
 
     public void PublishWouldBlock(string message, string agent)
     {
-        _channel.Writer.TryWrite(new AlertRecord
+        Enqueue(new AlertRecord
         {
             Id = "alr_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
             At = time.GetUtcNow(),
@@ -63,7 +81,7 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
     /// <summary>An alert about Flotilla itself (e.g. <c>trace_store_failing</c>), stored and posted like budget alerts.</summary>
     public void PublishSystem(string kind, string message)
     {
-        _channel.Writer.TryWrite(new AlertRecord
+        Enqueue(new AlertRecord
         {
             Id = "alr_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
             At = time.GetUtcNow(),
@@ -96,6 +114,10 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
                 {
                     _ = DeliverAsync(webhook, stored, stoppingToken);
                 }
+                else
+                {
+                    Interlocked.Increment(ref _settled);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -104,6 +126,18 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
     }
 
     private async Task DeliverAsync(Uri webhook, AlertRecord alert, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await TryDeliverAsync(webhook, alert, cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Increment(ref _settled);
+        }
+    }
+
+    private async Task TryDeliverAsync(Uri webhook, AlertRecord alert, CancellationToken cancellationToken)
     {
         var payload = new WebhookPayload(alert.Id, alert.Kind, alert.At, alert.Message, alert.AppliesPer, alert.Key, alert.Threshold,
             alert.SpentUsd, alert.LimitUsd, alert.WindowStart, alert.WindowEnd);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Flotilla.Fleet.Loading;
 using Flotilla.Server.Hosting;
 using Flotilla.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Embeddings;
@@ -196,6 +197,26 @@ internal sealed class GatewayHost : IAsyncDisposable
             }
 
             await Task.Delay(20);
+        }
+    }
+
+    /// <summary>
+    /// Waits until every alert published so far is stored and its webhook delivery has ended: after this, no post is still
+    /// on its way, so a test can count posts exactly. <paramref name="tick"/> moves a fake clock along (retry backoff).
+    /// </summary>
+    public async Task AlertsSettledAsync(Action? tick = null)
+    {
+        var alerts = Server.Services.GetRequiredService<Flotilla.Gateway.Alerts.AlertDispatcher>();
+        var deadline = DateTime.UtcNow + TraceWait;
+        while (!alerts.IsSettled)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"alerts were still being stored or delivered after {TraceWait.TotalSeconds} s");
+            }
+
+            tick?.Invoke();
+            await Task.Delay(10);
         }
     }
 

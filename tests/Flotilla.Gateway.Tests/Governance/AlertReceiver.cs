@@ -19,6 +19,7 @@ internal sealed class AlertReceiver : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<JsonElement> _posts = [];
     private int _failuresLeft;
+    private int _aborted;
 
     private AlertReceiver(WebApplication app, int failFirst, bool hang)
     {
@@ -28,6 +29,9 @@ internal sealed class AlertReceiver : IAsyncDisposable
     }
 
     public bool Hang { get; }
+
+    /// <summary>Held posts the sender gave up on (its timeout) while this receiver was still holding them.</summary>
+    public int Aborted => Volatile.Read(ref _aborted);
 
     public Uri Url { get; private set; } = null!;
 
@@ -91,6 +95,11 @@ internal sealed class AlertReceiver : IAsyncDisposable
         {
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
             await Task.Delay(Timeout.InfiniteTimeSpan, linked.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (context.RequestAborted.IsCancellationRequested && !_stopping.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref _aborted);
+            }
+
             return;
         }
 
