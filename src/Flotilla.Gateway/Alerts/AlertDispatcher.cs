@@ -107,7 +107,7 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    LogStoreFailed(logger, alert.Id, e);
+                    LogStoreFailed(logger, alert.Id, e.Message);
                 }
 
                 if (webhook is not null)
@@ -130,6 +130,11 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
         try
         {
             await TryDeliverAsync(webhook, alert, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Recording the delivery state failed (the store shares a full disk, say); the post itself is done or given up.
+            LogStoreFailed(logger, alert.Id, e.Message);
         }
         finally
         {
@@ -174,8 +179,8 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
         await store.SetDeliveryAsync(alert.Id, "failed", CancellationToken.None);
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Storing alert {Id} failed")]
-    private static partial void LogStoreFailed(ILogger logger, string id, Exception exception);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Storing alert {Id} failed: {Reason}")]
+    private static partial void LogStoreFailed(ILogger logger, string id, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Alert webhook delivery of {Id} failed ({Reason}), attempt {Attempt}")]
     private static partial void LogDeliveryRetry(ILogger logger, string id, string reason, int attempt);

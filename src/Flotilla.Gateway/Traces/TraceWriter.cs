@@ -133,11 +133,17 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
                 Interlocked.Add(ref _journalled, _held.Count);
                 LogJournalled(logger, _held.Count, journal.Path);
                 _held.Clear();
+                _failure = _failure! with { Held = 0, JournalFailing = false };
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                LogJournalFailed(logger, _held.Count, e.Message);
-                _failure = _failure! with { Held = _held.Count };
+                // Said once per episode: a retry every two seconds must not flood the log at 3 a.m.
+                if (!_failure!.JournalFailing)
+                {
+                    LogJournalFailed(logger, e.Message);
+                }
+
+                _failure = _failure with { Held = _held.Count, JournalFailing = true };
                 return;
             }
 
@@ -200,8 +206,8 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
             return;
         }
 
-        _failure = new StoreFailure(time.GetUtcNow(), e.Message, _held.Count);
-        LogStoreFailing(logger, e);
+        _failure = new StoreFailure(time.GetUtcNow(), e.Message, _held.Count, JournalFailing: false);
+        LogStoreFailing(logger, e.Message);
         alerts.PublishSystem("trace_store_failing",
             $"The trace store refuses writes ({e.Message}); traces and spend go to the spill journal {journal.Path} or are held in memory until it recovers. /readyz answers 503 meanwhile.");
     }
@@ -221,14 +227,14 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
         LogReplayedAtStart(logger, replayed, unreadable, journal.Path);
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "The trace store refuses writes; traces go to the spill journal or stay in memory until it recovers")]
-    private static partial void LogStoreFailing(ILogger logger, Exception exception);
+    [LoggerMessage(Level = LogLevel.Error, Message = "The trace store refuses writes ({Reason}); traces go to the spill journal or stay in memory until it recovers")]
+    private static partial void LogStoreFailing(ILogger logger, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} traces written to the spill journal {Path}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Count} traces written to the spill journal {Path}")]
     private static partial void LogJournalled(ILogger logger, int count, string path);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "The spill journal cannot be written either ({Reason}); {Count} traces held in memory")]
-    private static partial void LogJournalFailed(ILogger logger, int count, string reason);
+    [LoggerMessage(Level = LogLevel.Error, Message = "The spill journal cannot be written either ({Reason}); traces are held in memory until the store or the journal takes them (/readyz shows how many)")]
+    private static partial void LogJournalFailed(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The trace store recovered (failing since {Since}); {Replayed} journalled traces written back")]
     private static partial void LogRecovered(ILogger logger, DateTimeOffset since, int replayed);
@@ -241,4 +247,4 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
 }
 
 /// <summary>The trace store has been refusing writes since <paramref name="Since"/>; <paramref name="Held"/> traces wait in memory.</summary>
-internal sealed record StoreFailure(DateTimeOffset Since, string Error, int Held);
+internal sealed record StoreFailure(DateTimeOffset Since, string Error, int Held, bool JournalFailing);
