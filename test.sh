@@ -176,6 +176,42 @@ smoke_hostile_traces() {
   grep -q 'RED' "$table"
 }
 
+# GitOps as an operator does it: plan, apply, list revisions, roll back, and SIGHUP re-reading the fleet file.
+smoke_plan_apply() {
+  local dir; dir="$(mktemp -d)"
+  cp examples/quickstart/fleet.yaml "$dir/fleet.yaml"
+  local data="$dir/data"
+  env ./flotilla serve --fleet "$dir/fleet.yaml" --urls "http://127.0.0.1:0" --data "$data" >"$results/serve.out" 2>&1 &
+  serve_pid=$!; pids+=("$serve_pid")
+  for _ in $(seq 1 120); do
+    serve_url="$(grep -o 'on http://127\.0\.0\.1:[0-9]*' "$results/serve.out" | head -1 | cut -c4-)"
+    [[ -n "$serve_url" ]] && curl -fs "$serve_url/readyz" >/dev/null && break
+    sleep 0.5
+  done
+  export FLOTILLA_ADMIN_TOKEN; FLOTILLA_ADMIN_TOKEN="$(cat "$data/admin-token")"
+  ./flotilla plan "$dir/fleet.yaml" --server "$serve_url"; local code=$?
+  [[ $code -eq 0 ]] || { echo "plan of the running file: exit $code, expected 0"; stop_server; return 1; }
+  sed 's/limit: 5\/day/limit: 8\/day/' "$dir/fleet.yaml" >"$dir/edited.yaml"
+  local plan; plan="$(./flotilla plan "$dir/edited.yaml" --server "$serve_url")"; code=$?
+  echo "$plan"
+  [[ $code -eq 2 ]] && grep -q 'limit 5/day → 8/day' <<<"$plan" || { echo "plan of an edit: exit $code"; stop_server; return 1; }
+  ./flotilla apply "$dir/edited.yaml" --server "$serve_url" | tee "$results/apply.out"
+  grep -q 'now revision 2' "$results/apply.out" || { stop_server; return 1; }
+  printf 'gateway: { budgets: [ { applies_per: agent, limit: lots } ] }\n' >"$dir/broken.yaml"
+  ./flotilla apply "$dir/broken.yaml" --server "$serve_url"; code=$?
+  [[ $code -eq 1 ]] || { echo "apply of a broken file: exit $code, expected 1"; stop_server; return 1; }
+  ./flotilla apply --revision 1 --server "$serve_url" | tee "$results/rollback.out"
+  grep -q 'now revision 3' "$results/rollback.out" || { stop_server; return 1; }
+  # SIGHUP: the file on disk (edited) is applied as revision 4.
+  cp "$dir/edited.yaml" "$dir/fleet.yaml"
+  kill -HUP "$serve_pid"
+  for _ in $(seq 1 40); do grep -q 'SIGHUP: applied' "$results/serve.out" && break; sleep 0.25; done
+  local revisions; revisions="$(./flotilla revisions --server "$serve_url")"
+  echo "$revisions"
+  stop_server
+  grep -q 'SIGHUP: applied .* as revision 4' "$results/serve.out" && grep -q 'SIGHUP' <<<"$revisions" && grep -q '^ *1 ' <<<"$revisions"
+}
+
 # A start-up failure is one line on stderr and exit code 1, never a stack trace.
 smoke_serve_unusable_data() {
   local err="$results/serve-bad-data.err"
@@ -189,6 +225,7 @@ check cli-validate smoke_validate
 check cli-serve-quickstart smoke_serve
 check cli-traces-hostile-text smoke_hostile_traces
 check cli-serve-unusable-data smoke_serve_unusable_data
+check cli-plan-apply-sighup smoke_plan_apply
 if [[ -x bench/run.sh ]]; then
   check bench-quick bench/run.sh --quick
 fi

@@ -64,6 +64,44 @@ internal sealed class AdminClient(Uri server, string token) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="text"/> as the body and returns the status with the JSON answer, without throwing on a 4xx
+    /// (a refused fleet carries its errors in the answer).
+    /// </summary>
+    public async Task<(int Status, JsonDocument Json)> SendTextAsync(HttpMethod method, string path, string text, string mediaType,
+        IReadOnlyDictionary<string, string>? headers, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = new StringContent(text, Encoding.UTF8, mediaType) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        foreach (var (name, value) in headers ?? new Dictionary<string, string>())
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new CliException($"cannot reach the Flotilla server at {server} ({e.Message}); is `./flotilla serve` running? (--server URL)");
+        }
+
+        using (response)
+        {
+            var body = await response.Content.ReadAsStringAsync(cancellationToken);
+            try
+            {
+                return ((int)response.StatusCode, JsonDocument.Parse(body.Length == 0 ? "{}" : body));
+            }
+            catch (JsonException)
+            {
+                throw new CliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {body}");
+            }
+        }
+    }
+
     public void Dispose() => _http.Dispose();
 }
 

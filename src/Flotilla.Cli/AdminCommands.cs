@@ -9,21 +9,21 @@ namespace Flotilla.Cli;
 /// <summary>Commands that operate a running server through its admin API.</summary>
 internal static class AdminCommands
 {
-    private static readonly Option<string> Server = new("--server")
+    internal static readonly Option<string> Server = new("--server")
     {
         Description = "The Flotilla server",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("FLOTILLA_SERVER") ?? "http://127.0.0.1:8080",
         Recursive = true,
     };
 
-    private static readonly Option<string> Data = new("--data")
+    internal static readonly Option<string> Data = new("--data")
     {
         Description = "Data directory of a local server, to find its generated admin token when FLOTILLA_ADMIN_TOKEN is unset",
         DefaultValueFactory = _ => ".flotilla",
         Recursive = true,
     };
 
-    private static readonly Option<bool> Json = new("--json") { Description = "Print the raw JSON", Recursive = true };
+    internal static readonly Option<bool> Json = new("--json") { Description = "Print the raw JSON", Recursive = true };
 
     public static IEnumerable<Command> Create()
     {
@@ -35,6 +35,13 @@ internal static class AdminCommands
         yield return Alerts();
         yield return Budgets();
     }
+
+    private static Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken, Func<AdminClient, Task> action) =>
+        RunAsync(parse, cancellationToken, async client =>
+        {
+            await action(client);
+            return 0;
+        });
 
     private static Command Budgets()
     {
@@ -276,12 +283,12 @@ internal static class AdminCommands
     /// Table cell text: what the server returns may carry a caller's text (a model name, a tag), so control characters and
     /// bidirectional overrides are replaced before a terminal can act on them, then Spectre markup is escaped.
     /// </summary>
-    private static string Cell(string? text) => Markup.Escape(DisplayText.Safe(text ?? ""));
+    internal static string Cell(string? text) => Markup.Escape(DisplayText.Safe(text ?? ""));
 
-    private static string Str(JsonElement element, string name) =>
+    internal static string Str(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
 
-    private static bool Print(ParseResult parse, JsonDocument result)
+    internal static bool Print(ParseResult parse, JsonDocument result)
     {
         if (!parse.GetValue(Json))
         {
@@ -292,7 +299,7 @@ internal static class AdminCommands
         return true;
     }
 
-    private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken, Func<AdminClient, Task> action)
+    internal static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken, Func<AdminClient, Task<int>> action)
     {
         if (Console.IsOutputRedirected)
         {
@@ -316,8 +323,7 @@ internal static class AdminCommands
         using var client = new AdminClient(server, token);
         try
         {
-            await action(client);
-            return 0;
+            return await action(client);
         }
         catch (CliException e)
         {

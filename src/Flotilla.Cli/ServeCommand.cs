@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Flotilla.Fleet.Loading;
 using Flotilla.Server.Hosting;
 
@@ -37,6 +38,7 @@ internal static class ServeCommand
                 server = await FlotillaServer.StartAsync(new FlotillaServerOptions
                 {
                     Fleet = loaded.Fleet!,
+                    FleetYaml = await File.ReadAllTextAsync(path, cancellationToken),
                     FleetPath = path,
                     Urls = parse.GetValue(urls)!,
                     DataDirectory = parse.GetValue(data)!,
@@ -55,7 +57,13 @@ internal static class ServeCommand
                 return 1;
             }
 
-            await using var _ = server;
+            await using var running = server;
+            // SIGHUP re-reads the fleet file as an apply: the usual way to tell a daemon its configuration changed.
+            using var reload = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, signal =>
+            {
+                signal.Cancel = true;
+                _ = ReloadAsync(server, path, cancellationToken);
+            });
             var f = loaded.Fleet!;
             Console.WriteLine($"Flotilla serving {path} ({f.Agents.Count} agents, {f.Gateway.Models.Count} models, {f.Gateway.Routing.VirtualModels.Count} virtual models) on {server.Address}");
             Console.WriteLine($"  OpenAI-compatible: {server.Address}v1   admin API: {server.Address}api   Ctrl+C stops.");
@@ -63,5 +71,32 @@ internal static class ServeCommand
             return 0;
         });
         return command;
+    }
+
+    private static async Task ReloadAsync(FlotillaServer server, string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var yaml = await File.ReadAllTextAsync(path, cancellationToken);
+            var result = await server.Fleet.ApplyAsync(yaml, path, "SIGHUP", cancellationToken);
+            if (!result.IsValid)
+            {
+                foreach (var error in result.Errors)
+                {
+                    await Console.Error.WriteLineAsync(error);
+                }
+
+                await Console.Error.WriteLineAsync($"SIGHUP: {path} has {result.Errors.Count} error(s); the fleet in force (revision {result.Revision}) is unchanged.");
+                return;
+            }
+
+            Console.WriteLine(result.Applied
+                ? $"SIGHUP: applied {path} as revision {result.Revision} ({result.Changes.Count} change(s)): {string.Join("; ", result.Changes)}"
+                : $"SIGHUP: {path} has no changes; revision {result.Revision} stays in force.");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            await Console.Error.WriteLineAsync($"SIGHUP: cannot apply {path}: {e.Message}");
+        }
     }
 }

@@ -66,7 +66,20 @@ public sealed record BudgetRule(
     BudgetWindow Window,
     IReadOnlyList<int> AlertAt,
     PolicyMode Mode,
-    SourceLocation Location);
+    SourceLocation Location)
+{
+    private readonly string? _name;
+
+    /// <summary>
+    /// The rule's identity across fleet changes: spend is kept per name and key, so an apply that changes the limit keeps
+    /// the spend, and a renamed rule starts afresh. Default <c>APPLIES_PER-WINDOW</c> (e.g. <c>agent-day</c>).
+    /// </summary>
+    public string Name
+    {
+        get => _name ?? $"{AppliesPer}-{Window.ToString().ToLowerInvariant()}";
+        init => _name = value;
+    }
+}
 
 /// <summary>Requests and tokens per minute, hour or day per agent, team, model or metadata key.</summary>
 public sealed record RateLimitRule(

@@ -13,14 +13,17 @@ using Flotilla.Gateway.Routing;
 namespace Flotilla.Gateway;
 
 /// <summary>
-/// The gateway's runtime state for one version of the fleet file: providers, routes, agents and the dispatcher.
-/// Immutable; a new fleet version builds a new one and swaps it in (<see cref="FleetState"/>), while target health carries over.
+/// The gateway for one version of the fleet file: providers, routes, agents, the dispatcher and the policies built from
+/// its rules. Immutable; an apply builds a new one and swaps it in (<see cref="FleetState"/>). The policies' state (spend,
+/// counters, cached answers, target health) lives in <see cref="GatewayState"/>, which every version shares.
 /// </summary>
 internal sealed class GatewayRuntime
 {
-    public GatewayRuntime(FleetConfig fleet, HttpMessageInvoker http, TargetHealthBoard health)
+    public GatewayRuntime(FleetConfig fleet, HttpMessageInvoker http, GatewayState state, int revision)
     {
         Fleet = fleet;
+        Revision = revision;
+        var health = state.Health;
         var time = health.Time;
         var providers = fleet.Gateway.Providers.ToFrozenDictionary(
             p => p.Name,
@@ -35,9 +38,9 @@ internal sealed class GatewayRuntime
         Dispatcher = new CallDispatcher(health, fleet.Gateway.Routing);
         Agents = fleet.Agents.ToFrozenDictionary(a => a.Name, StringComparer.Ordinal);
         RequestTimeout = TimeSpan.FromMilliseconds(fleet.Gateway.Routing.RequestTimeoutMs);
-        RateLimits = new RateLimitBoard(fleet.Gateway.RateLimits, time);
-        Budgets = new BudgetLedger(fleet.Gateway.Budgets, time);
-        Cache = fleet.Gateway.Caching is { } caching ? new ResponseCache(caching, time) : null;
+        RateLimits = new RateLimitBoard(fleet.Gateway.RateLimits, state.RateCounters, time);
+        Budgets = new BudgetLedger(fleet.Gateway.Budgets, state.BudgetAccounts, time);
+        Cache = fleet.Gateway.Caching is { } caching ? state.CacheFor(caching) : null;
         Guardrails = new GuardrailEngine(fleet.Gateway.Guardrails, GuardrailHttp, time);
         NeedsTokenEstimate = fleet.Gateway.Budgets.Count > 0
             || fleet.Gateway.RateLimits.Any(r => r.TokensPerMinute is not null || r.TokensPerHour is not null || r.TokensPerDay is not null);
@@ -47,7 +50,10 @@ internal sealed class GatewayRuntime
 
     public BudgetLedger Budgets { get; }
 
-    public ResponseCache? Cache { get; }
+    public IResponseCache? Cache { get; }
+
+    /// <summary>The fleet revision this runtime was built from (1 for the fleet loaded at start when none was stored).</summary>
+    public int Revision { get; }
 
     public GuardrailEngine Guardrails { get; }
 
@@ -70,25 +76,68 @@ internal sealed class GatewayRuntime
     public long MaxRequestBodyBytes => Fleet.Gateway.Limits.MaxRequestBodyBytes;
 }
 
-/// <summary>The current <see cref="GatewayRuntime"/>; swapped atomically when the fleet changes.</summary>
+/// <summary>
+/// Policy state that outlives configuration: target health, budget accounts, rate-limit counters and the response cache.
+/// One per process; every <see cref="GatewayRuntime"/> reads and writes the same objects.
+/// </summary>
+internal sealed class GatewayState(TimeProvider time)
+{
+    private readonly Lock _cacheLock = new();
+    private ResponseCache? _cache;
+
+    public TargetHealthBoard Health { get; } = new(time);
+
+    public IBudgetAccounts BudgetAccounts { get; } = new BudgetAccounts();
+
+    public IRateLimitCounters RateCounters { get; } = new RateLimitCounters();
+
+    /// <summary>The one response cache, made on first use and given the fleet's current settings (entries are kept).</summary>
+    public IResponseCache CacheFor(CachingConfig config)
+    {
+        lock (_cacheLock)
+        {
+            if (_cache is null)
+            {
+                _cache = new ResponseCache(config, time);
+            }
+            else
+            {
+                _cache.Config = config;
+            }
+
+            return _cache;
+        }
+    }
+}
+
+/// <summary>
+/// The current <see cref="GatewayRuntime"/>, swapped atomically when the fleet changes: a call reads it once at its start
+/// and finishes on that version, whatever is applied meanwhile.
+/// </summary>
 public sealed class FleetState
 {
     private readonly HttpMessageInvoker _http;
-    private readonly TargetHealthBoard _health;
+    private readonly GatewayState _state;
     private volatile GatewayRuntime _current;
 
     public FleetState(FleetConfig fleet, HttpMessageInvoker http, TimeProvider time)
     {
         _http = http;
-        _health = new TargetHealthBoard(time);
-        _current = new GatewayRuntime(fleet, http, _health);
+        _state = new GatewayState(time);
+        _current = new GatewayRuntime(fleet, http, _state, revision: 0);
     }
 
     internal GatewayRuntime Current => _current;
 
-    internal TargetHealthBoard Health => _health;
+    internal GatewayState State => _state;
+
+    internal TargetHealthBoard Health => _state.Health;
 
     public FleetConfig Fleet => _current.Fleet;
 
-    public void Apply(FleetConfig fleet) => _current = new GatewayRuntime(fleet, _http, _health);
+    /// <summary>The revision in force (0 until the fleet loaded at start is recorded).</summary>
+    public int Revision => _current.Revision;
+
+    /// <summary>Puts <paramref name="fleet"/> in force as <paramref name="revision"/>; spend, counters, cache and health carry over.</summary>
+    public void Apply(FleetConfig fleet, int revision) => _current = new GatewayRuntime(fleet, _http, _state, revision);
 }

@@ -493,8 +493,10 @@ public static partial class FleetLoader
 
         var alertAt = map.IntList("alert_at", 1, 1000) ?? [];
         var mode = map.Enum("mode", PolicyModes) ?? PolicyMode.Enforce;
+        var name = map.String("name");
         map.RejectUnknownKeys();
-        return new BudgetRule(appliesPer, amount, window, alertAt, mode, map.Location);
+        var rule = new BudgetRule(appliesPer, amount, window, alertAt, mode, map.Location);
+        return name is null ? rule : rule with { Name = name };
     }
 
     private static RateLimitRule ReadRateLimit(YamlMap map)

@@ -17,6 +17,15 @@ internal static partial class FleetValidator
         CheckNames(fleet.McpServers.Select(s => (s.Name, s.Location)), "mcp_server", diagnostics);
         CheckNames(fleet.Agents.Select(a => (a.Name, a.Location)), "agent", diagnostics);
 
+        foreach (var group in gateway.Budgets.GroupBy(b => b.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            foreach (var rule in group.Skip(1))
+            {
+                diagnostics.Error(rule.Location, $"budget '{group.Key}' is declared twice (first at line {group.First().Location.Line}); budgets keep their spend by name across applies, " +
+                    "so give each a distinct name: (the default is APPLIES_PER-WINDOW)");
+            }
+        }
+
         var providers = gateway.Providers.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         var models = gateway.Models.GroupBy(m => m.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var virtualModels = gateway.Routing.VirtualModels.Select(v => v.Name).ToHashSet(StringComparer.Ordinal);

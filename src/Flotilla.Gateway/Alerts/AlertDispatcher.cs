@@ -52,7 +52,7 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
         Enqueue(new AlertRecord
         {
             // Deterministic: the same threshold in the same window is one alert, even across restarts.
-            Id = StableId($"{rule.Location.Line}|{rule.AppliesPer}|{alert.Key}|{alert.WindowStart.ToUnixTimeSeconds()}|{alert.Threshold}"),
+            Id = StableId($"{rule.Name}|{rule.AppliesPer}|{alert.Key}|{alert.WindowStart.ToUnixTimeSeconds()}|{alert.Threshold}"),
             At = alert.At,
             Kind = "budget_threshold",
             Message = message,

@@ -11,10 +11,8 @@ namespace Flotilla.Gateway.Budgets;
 /// actual cost. Concurrent calls therefore cannot overshoot a budget by more than one call's underestimate.
 /// Thresholds in <c>alert_at</c> fire once per window.
 /// </summary>
-internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider time)
+internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, IBudgetAccounts accounts, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<(int Rule, string Key), Account> _accounts = new();
-
     public IReadOnlyList<BudgetRule> Rules => rules;
 
     /// <summary>Reserves <paramref name="worstCaseUsd"/> against every matching rule, or refuses.</summary>
@@ -26,7 +24,7 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
         }
 
         var now = time.GetUtcNow();
-        var held = new List<Account>(rules.Count);
+        var held = new List<(BudgetRule, IBudgetAccount)>(rules.Count);
         List<string>? auditNotes = null;
         List<string>? auditAlerts = null;
         for (var i = 0; i < rules.Count; i++)
@@ -37,36 +35,36 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
                 continue;
             }
 
-            var account = _accounts.GetOrAdd((i, key), static (k, r) => new Account(r[k.Rule], k.Key), rules);
-            if (account.TryReserve(now, worstCaseUsd, out var spent, out var resetsAt))
+            var account = accounts.For(rule.Name, key);
+            if (account.TryReserve(rule, now, worstCaseUsd, out var spent, out var resetsAt))
             {
-                held.Add(account);
+                held.Add((rule, account));
                 continue;
             }
 
             var message = $"Budget exhausted: {rule.AppliesPer} '{key}' has spent ${spent:0.####} of ${rule.LimitUsd:0.##} per {BudgetWindows.Name(rule.Window)} " +
-                $"(gateway.budgets, line {rule.Location.Line}); it resets at {resetsAt:yyyy-MM-ddTHH:mm:ssZ}.";
+                $"(gateway.budgets '{rule.Name}', line {rule.Location.Line}); it resets at {resetsAt:yyyy-MM-ddTHH:mm:ssZ}.";
             if (rule.Mode == PolicyMode.Audit)
             {
                 // Audit: record what would have been refused, let the call through and count its spend.
                 (auditNotes ??= []).Add(message);
-                if (account.FirstAuditInWindow(now))
+                if (account.FirstAuditInWindow(rule, now))
                 {
                     (auditAlerts ??= []).Add(message);
                 }
 
-                account.ForceReserve(now, worstCaseUsd);
-                held.Add(account);
+                account.ForceReserve(rule, now, worstCaseUsd);
+                held.Add((rule, account));
                 continue;
             }
 
-            foreach (var account2 in held)
+            foreach (var (_, earlier) in held)
             {
-                account2.Release(worstCaseUsd);
+                earlier.Release(worstCaseUsd);
             }
 
             // A refused call means the budget is used up for practical purposes: thresholds up to 100 % not yet alerted fire now.
-            return new BudgetDecision(false, message, resetsAt, [], worstCaseUsd, auditNotes) { Alerts = account.Exhausted(now), AuditAlerts = auditAlerts };
+            return new BudgetDecision(false, message, resetsAt, [], worstCaseUsd, auditNotes) { Alerts = account.Exhausted(rule, key, now), AuditAlerts = auditAlerts };
         }
 
         return new BudgetDecision(true, null, null, held, worstCaseUsd, auditNotes) { AuditAlerts = auditAlerts };
@@ -82,40 +80,87 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
 
         var now = time.GetUtcNow();
         List<BudgetAlert>? alerts = null;
-        foreach (var account in decision.Accounts)
+        foreach (var (rule, account) in decision.Accounts)
         {
-            account.Settle(now, decision.ReservedUsd, actualUsd, ref alerts);
+            account.Settle(rule, now, decision.ReservedUsd, actualUsd, ref alerts);
         }
 
         return (IReadOnlyList<BudgetAlert>?)alerts ?? [];
     }
 
     /// <summary>Restores spend remembered from the store (at start-up) for one rule and key in the window containing now.</summary>
-    public void Restore(int ruleIndex, string key, decimal spentUsd, IEnumerable<int> firedThresholds)
-    {
-        var account = _accounts.GetOrAdd((ruleIndex, key), static (k, r) => new Account(r[k.Rule], k.Key), rules);
-        account.Restore(time.GetUtcNow(), spentUsd, firedThresholds);
-    }
+    public void Restore(BudgetRule rule, string key, decimal spentUsd, IEnumerable<int> firedThresholds) =>
+        accounts.For(rule.Name, key).Restore(rule, time.GetUtcNow(), spentUsd, firedThresholds);
 
+    /// <summary>Every account of the current rules, in its current window.</summary>
     public IReadOnlyList<BudgetStatus> Status()
     {
         var now = time.GetUtcNow();
-        return _accounts.Values.Select(a => a.Status(now)).OrderBy(s => s.AppliesPer).ThenBy(s => s.Key, StringComparer.Ordinal).ToList();
+        return rules.SelectMany(rule => accounts.Of(rule.Name).Select(a => a.Status(rule, now)))
+            .OrderBy(s => s.AppliesPer).ThenBy(s => s.Key, StringComparer.Ordinal).ToList();
     }
+}
 
-    internal sealed class Account(BudgetRule rule, string key)
+/// <summary>
+/// Spend accounts by rule name and key. They outlive any one version of the fleet: an apply swaps the rules, not the
+/// accounts, so spend, reservations and alerted thresholds carry over. In memory here; a shared store (Redis) can
+/// implement the same two members for several replicas.
+/// </summary>
+internal interface IBudgetAccounts
+{
+    IBudgetAccount For(string rule, string key);
+
+    IEnumerable<IBudgetAccount> Of(string rule);
+}
+
+/// <summary>One rule's spend for one key in its current window. The rule is passed in, so a changed limit applies at once.</summary>
+internal interface IBudgetAccount
+{
+    string Key { get; }
+
+    bool TryReserve(BudgetRule rule, DateTimeOffset now, decimal amount, out decimal spent, out DateTimeOffset resetsAt);
+
+    void ForceReserve(BudgetRule rule, DateTimeOffset now, decimal amount);
+
+    void Release(decimal amount);
+
+    void Settle(BudgetRule rule, DateTimeOffset now, decimal reserved, decimal actual, ref List<BudgetAlert>? alerts);
+
+    void Restore(BudgetRule rule, DateTimeOffset now, decimal spent, IEnumerable<int> fired);
+
+    bool FirstAuditInWindow(BudgetRule rule, DateTimeOffset now);
+
+    IReadOnlyList<BudgetAlert> Exhausted(BudgetRule rule, string key, DateTimeOffset now);
+
+    BudgetStatus Status(BudgetRule rule, DateTimeOffset now);
+}
+
+/// <summary>The in-memory accounts of one process.</summary>
+internal sealed class BudgetAccounts : IBudgetAccounts
+{
+    private readonly ConcurrentDictionary<(string Rule, string Key), Account> _accounts = new();
+
+    public IBudgetAccount For(string rule, string key) => _accounts.GetOrAdd((rule, key), static k => new Account(k.Key));
+
+    public IEnumerable<IBudgetAccount> Of(string rule) => _accounts.Where(a => a.Key.Rule == rule).Select(a => a.Value);
+
+    private sealed class Account(string key) : IBudgetAccount
     {
         private readonly Lock _lock = new();
         private readonly HashSet<int> _fired = [];
         private DateTimeOffset _windowStart = DateTimeOffset.MinValue;
+        private BudgetWindow _window;
         private decimal _spent;
         private decimal _reserved;
+        private bool _auditAlerted;
 
-        public bool TryReserve(DateTimeOffset now, decimal amount, out decimal spent, out DateTimeOffset resetsAt)
+        public string Key => key;
+
+        public bool TryReserve(BudgetRule rule, DateTimeOffset now, decimal amount, out decimal spent, out DateTimeOffset resetsAt)
         {
             lock (_lock)
             {
-                Roll(now);
+                Roll(rule, now);
                 spent = _spent;
                 resetsAt = BudgetWindows.EndOf(rule.Window, _windowStart);
                 // A budget already used up refuses even a call estimated at zero.
@@ -129,11 +174,11 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             }
         }
 
-        public void ForceReserve(DateTimeOffset now, decimal amount)
+        public void ForceReserve(BudgetRule rule, DateTimeOffset now, decimal amount)
         {
             lock (_lock)
             {
-                Roll(now);
+                Roll(rule, now);
                 _reserved += amount;
             }
         }
@@ -146,12 +191,12 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             }
         }
 
-        public void Settle(DateTimeOffset now, decimal reserved, decimal actual, ref List<BudgetAlert>? alerts)
+        public void Settle(BudgetRule rule, DateTimeOffset now, decimal reserved, decimal actual, ref List<BudgetAlert>? alerts)
         {
             lock (_lock)
             {
                 var sameWindow = BudgetWindows.StartOf(rule.Window, now) == _windowStart;
-                Roll(now);
+                Roll(rule, now);
                 if (sameWindow)
                 {
                     _reserved = Math.Max(0, _reserved - reserved);
@@ -174,56 +219,56 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
             }
         }
 
-        public void Restore(DateTimeOffset now, decimal spent, IEnumerable<int> fired)
+        public void Restore(BudgetRule rule, DateTimeOffset now, decimal spent, IEnumerable<int> fired)
         {
             lock (_lock)
             {
-                Roll(now);
+                Roll(rule, now);
                 _spent = Math.Max(_spent, spent);
                 _fired.UnionWith(fired);
             }
         }
 
-        private bool _auditAlerted;
-
-        public bool FirstAuditInWindow(DateTimeOffset now)
+        public bool FirstAuditInWindow(BudgetRule rule, DateTimeOffset now)
         {
             lock (_lock)
             {
-                Roll(now);
+                Roll(rule, now);
                 var first = !_auditAlerted;
                 _auditAlerted = true;
                 return first;
             }
         }
 
-        public IReadOnlyList<BudgetAlert> Exhausted(DateTimeOffset now)
+        public IReadOnlyList<BudgetAlert> Exhausted(BudgetRule rule, string key, DateTimeOffset now)
         {
             lock (_lock)
             {
-                Roll(now);
+                Roll(rule, now);
                 return rule.AlertAt.Where(t => t <= 100).Order().Where(_fired.Add)
                     .Select(t => new BudgetAlert(rule, key, t, _spent, _windowStart, BudgetWindows.EndOf(rule.Window, _windowStart), now))
                     .ToList();
             }
         }
 
-        public BudgetStatus Status(DateTimeOffset now)
+        public BudgetStatus Status(BudgetRule rule, DateTimeOffset now)
         {
             lock (_lock)
             {
-                Roll(now);
+                Roll(rule, now);
                 return new BudgetStatus(rule.AppliesPer, key, rule.LimitUsd, BudgetWindows.Name(rule.Window), _spent, _reserved,
-                    _windowStart, BudgetWindows.EndOf(rule.Window, _windowStart), rule.Mode == PolicyMode.Audit ? "audit" : "enforce");
+                    _windowStart, BudgetWindows.EndOf(rule.Window, _windowStart), rule.Mode == PolicyMode.Audit ? "audit" : "enforce", rule.Name);
             }
         }
 
-        private void Roll(DateTimeOffset now)
+        /// <summary>A new window (or a rule whose window changed under the same name) starts from zero.</summary>
+        private void Roll(BudgetRule rule, DateTimeOffset now)
         {
             var start = BudgetWindows.StartOf(rule.Window, now);
-            if (start != _windowStart)
+            if (start != _windowStart || rule.Window != _window)
             {
                 _windowStart = start;
+                _window = rule.Window;
                 _spent = 0;
                 _reserved = 0;
                 _fired.Clear();
@@ -235,7 +280,8 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, TimeProvider
 
 /// <summary>The budget verdict for one call: the reservations held, or why it was refused.</summary>
 internal sealed record BudgetDecision(
-    bool IsAllowed, string? Reason, DateTimeOffset? ResetsAt, IReadOnlyList<BudgetLedger.Account> Accounts, decimal ReservedUsd, IReadOnlyList<string>? AuditNotes)
+    bool IsAllowed, string? Reason, DateTimeOffset? ResetsAt, IReadOnlyList<(BudgetRule Rule, IBudgetAccount Account)> Accounts, decimal ReservedUsd,
+    IReadOnlyList<string>? AuditNotes)
 {
     public static BudgetDecision None { get; } = new(true, null, null, [], 0, null);
 
@@ -251,4 +297,4 @@ internal sealed record BudgetAlert(BudgetRule Rule, string Key, int Threshold, d
 
 /// <summary>One account's state, for the admin API.</summary>
 internal sealed record BudgetStatus(string AppliesPer, string Key, decimal LimitUsd, string Window, decimal SpentUsd, decimal ReservedUsd,
-    DateTimeOffset WindowStart, DateTimeOffset ResetsAt, string Mode);
+    DateTimeOffset WindowStart, DateTimeOffset ResetsAt, string Mode, string Rule);

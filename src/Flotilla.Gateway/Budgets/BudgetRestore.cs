@@ -30,7 +30,7 @@ internal static class BudgetRestore
             {
                 var thresholds = fired.Where(a => a.AppliesPer == rule.AppliesPer && a.Key == key && a.WindowStart == windowStart && a.Threshold is not null)
                     .Select(a => a.Threshold!.Value);
-                ledger.Restore(i, key, spent, thresholds);
+                ledger.Restore(rule, key, spent, thresholds);
             }
         }
     }

@@ -11,12 +11,31 @@ namespace Flotilla.Gateway.Caching;
 internal sealed record CachedAnswer(byte[] Completion, string Model, TokenUsage Usage, DateTimeOffset StoredAt);
 
 /// <summary>
+/// Cached answers by namespace. They outlive any one version of the fleet (an apply keeps them). In memory here; a shared
+/// store (Redis) can implement the same members for several replicas.
+/// </summary>
+internal interface IResponseCache
+{
+    CachingConfig Config { get; }
+
+    int Count { get; }
+
+    CachedAnswer? GetExact(string space, ulong hash);
+
+    CachedAnswer? GetSimilar(string space, float[] vector);
+
+    void Put(string space, ulong hash, float[]? vector, CachedAnswer answer);
+}
+
+/// <summary>
 /// Answers kept per namespace (agent, team, or one shared space), bounded in entries with least-recently-used
 /// eviction and a time to live. <c>exact</c> matches a hash of the normalised request; <c>semantic</c> matches the
 /// nearest stored conversation embedding at or above the similarity threshold. A namespace never sees another's entries.
 /// </summary>
-internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
+internal sealed class ResponseCache(CachingConfig config, TimeProvider time) : IResponseCache
 {
+    private volatile CachingConfig _config = config;
+
     /// <summary>Embeddings are projected to this many dimensions so the index stays small and fast whatever the model.</summary>
     public const int IndexDimensions = 256;
 
@@ -25,7 +44,12 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
     private long _clock;
     private int _total;
 
-    public CachingConfig Config => config;
+    /// <summary>The fleet's caching settings; an apply replaces them and keeps the entries.</summary>
+    public CachingConfig Config
+    {
+        get => _config;
+        set => _config = value;
+    }
 
     public int Count
     {
@@ -40,7 +64,7 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
 
     public CachedAnswer? GetExact(string space, ulong hash) => Find(space, s => s.FindExact(hash));
 
-    public CachedAnswer? GetSimilar(string space, float[] vector) => Find(space, s => s.FindSimilar(vector, (float)config.SimilarityThreshold));
+    public CachedAnswer? GetSimilar(string space, float[] vector) => Find(space, s => s.FindSimilar(vector, (float)_config.SimilarityThreshold));
 
     public void Put(string space, ulong hash, float[]? vector, CachedAnswer answer)
     {
@@ -55,7 +79,7 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
             s.Add(hash, vector, answer, ++_clock);
             _total += s.Count - before;
             // Bound the whole cache: evict the least recently used entry, whichever space holds it.
-            while (_total > config.MaxEntries)
+            while (_total > _config.MaxEntries)
             {
                 var (victim, index, oldest) = ((Space?)null, -1, long.MaxValue);
                 foreach (var candidate in _spaces.Values)
@@ -89,7 +113,7 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time)
             }
 
             var answer = s.Answer(index);
-            if (time.GetUtcNow() - answer.StoredAt > config.Ttl)
+            if (time.GetUtcNow() - answer.StoredAt > _config.Ttl)
             {
                 s.Remove(index);
                 _total--;

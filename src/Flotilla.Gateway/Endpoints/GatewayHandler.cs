@@ -463,8 +463,9 @@ internal sealed partial class GatewayHandler(
 
         if (!runtime.Agents.TryGetValue(record.Agent, out var agent))
         {
-            throw new GatewayException(403, "permission_error", ErrorCodes.InvalidKey,
-                $"The key belongs to agent '{record.Agent}', which is no longer in the fleet file.");
+            // The key is kept: re-adding the agent to the fleet makes it work again.
+            throw new GatewayException(401, "authentication_error", ErrorCodes.InvalidKey,
+                $"The key belongs to agent '{record.Agent}', which left the fleet (revision {runtime.Revision}); it works again if the agent is added back.");
         }
 
         return new CallerIdentity(agent, record.Id);
@@ -639,7 +640,7 @@ internal sealed partial class GatewayHandler(
 
     private sealed record CacheEntryKey(string Space, ulong Hash, float[]? Vector);
 
-    private async Task<CacheEntryKey> CacheKeyAsync(GatewayRuntime runtime, ResponseCache cache, CallerIdentity caller, Route route, ChatRequest request, CancellationToken cancellationToken)
+    private async Task<CacheEntryKey> CacheKeyAsync(GatewayRuntime runtime, IResponseCache cache, CallerIdentity caller, Route route, ChatRequest request, CancellationToken cancellationToken)
     {
         var config = cache.Config;
         var space = config.NamespacePer switch
@@ -688,10 +689,10 @@ internal sealed partial class GatewayHandler(
         return embedding.EnumerateArray().Select(e => e.GetSingle()).ToArray();
     }
 
-    private static CachedAnswer? Lookup(ResponseCache cache, CacheEntryKey key) =>
+    private static CachedAnswer? Lookup(IResponseCache cache, CacheEntryKey key) =>
         cache.GetExact(key.Space, key.Hash) ?? (key.Vector is { } vector ? cache.GetSimilar(key.Space, vector) : null);
 
-    private void Store(ResponseCache cache, CacheEntryKey key, byte[] completion, string model, TokenUsage usage)
+    private void Store(IResponseCache cache, CacheEntryKey key, byte[] completion, string model, TokenUsage usage)
     {
         if (!cache.Config.CacheToolCalls && completion.AsSpan().IndexOf("\"tool_calls\""u8) >= 0)
         {

@@ -10,10 +10,8 @@ namespace Flotilla.Gateway.RateLimiting;
 /// smooth at window edges, two numbers per key. Tokens are counted as estimated before a call and corrected to the
 /// actual count after it.
 /// </summary>
-internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimeProvider time)
+internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimitCounters counters, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<CounterKey, SlidingCounter> _counters = new();
-
     public IReadOnlyList<RateLimitRule> Rules => rules;
 
     /// <summary>
@@ -28,7 +26,7 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimePro
         }
 
         var now = time.GetUtcNow();
-        var taken = new List<(SlidingCounter Counter, bool Tokens, long Amount)>(4);
+        var taken = new List<(RateCounterKey Counter, bool Tokens, long Amount)>(4);
         for (var i = 0; i < rules.Count; i++)
         {
             var rule = rules[i];
@@ -39,14 +37,14 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimePro
 
             foreach (var (limit, window, tokens) in Limits(rule))
             {
-                var counter = _counters.GetOrAdd(new CounterKey(i, key, window, tokens), static k => new SlidingCounter(k.Window));
+                var counter = new RateCounterKey(rule.AppliesPer, key, window, tokens);
                 var amount = tokens ? estimatedTokens : 1;
                 // Check and count in one step per counter, so concurrent calls cannot all slip under the same limit.
-                if (counter.TryAdd(now, amount, limit) is { } retryAfter)
+                if (counters.TryAdd(counter, now, amount, limit) is { } retryAfter)
                 {
                     foreach (var (earlier, _, earlierAmount) in taken)
                     {
-                        earlier.Add(now, -earlierAmount);
+                        counters.Add(earlier, now, -earlierAmount);
                     }
 
                     var unit = tokens ? "tokens" : "requests";
@@ -74,15 +72,15 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimePro
     /// <summary>After the call: replaces the token estimate with the actual count.</summary>
     public void Reconcile(RateLimitDecision decision, long estimatedTokens, long actualTokens)
     {
-        if (decision.TokenCounters is not { Count: > 0 } counters || actualTokens == estimatedTokens)
+        if (decision.TokenCounters is not { Count: > 0 } tokenCounters || actualTokens == estimatedTokens)
         {
             return;
         }
 
         var now = time.GetUtcNow();
-        foreach (var counter in counters)
+        foreach (var counter in tokenCounters)
         {
-            counter.Add(now, actualTokens - estimatedTokens);
+            counters.Add(counter, now, actualTokens - estimatedTokens);
         }
     }
 
@@ -99,7 +97,38 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimePro
     private static string WindowName(TimeSpan window) =>
         window == TimeSpan.FromMinutes(1) ? "minute" : window == TimeSpan.FromHours(1) ? "hour" : "day";
 
-    private readonly record struct CounterKey(int Rule, string Key, TimeSpan Window, bool Tokens);
+}
+
+/// <summary>
+/// One counter: what is counted (<paramref name="AppliesPer"/> and the caller's <paramref name="Key"/>), over which window,
+/// requests or tokens. Not tied to a rule's position in the file: two rules that count the same thing share a counter, and
+/// an apply that changes a limit keeps the count.
+/// </summary>
+internal readonly record struct RateCounterKey(string AppliesPer, string Key, TimeSpan Window, bool Tokens);
+
+/// <summary>
+/// The counters behind rate limits. They outlive any one version of the fleet. In memory here; a shared store (Redis) can
+/// implement the same two members for several replicas.
+/// </summary>
+internal interface IRateLimitCounters
+{
+    /// <summary>Counts <paramref name="amount"/> and returns null when it fits under <paramref name="limit"/>; otherwise counts nothing and returns how long until it would.</summary>
+    TimeSpan? TryAdd(in RateCounterKey key, DateTimeOffset now, long amount, long limit);
+
+    /// <summary>Adds (or, negative, takes back) <paramref name="amount"/> without a limit.</summary>
+    void Add(in RateCounterKey key, DateTimeOffset now, long amount);
+}
+
+/// <summary>The in-memory counters of one process.</summary>
+internal sealed class RateLimitCounters : IRateLimitCounters
+{
+    private readonly ConcurrentDictionary<RateCounterKey, SlidingCounter> _counters = new();
+
+    public TimeSpan? TryAdd(in RateCounterKey key, DateTimeOffset now, long amount, long limit) => For(key).TryAdd(now, amount, limit);
+
+    public void Add(in RateCounterKey key, DateTimeOffset now, long amount) => For(key).Add(now, amount);
+
+    private SlidingCounter For(in RateCounterKey key) => _counters.GetOrAdd(key, static k => new SlidingCounter(k.Window));
 
     /// <summary>Two fixed windows aligned to UTC; the estimate over the trailing window weights the previous one by its overlap.</summary>
     internal sealed class SlidingCounter(TimeSpan window)
@@ -173,7 +202,7 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, TimePro
 }
 
 /// <summary>Whether a call may go ahead; when not, how long to wait and why.</summary>
-internal sealed record RateLimitDecision(bool IsAllowed, TimeSpan RetryAfter, string? Reason, IReadOnlyList<RateLimitBoard.SlidingCounter>? TokenCounters)
+internal sealed record RateLimitDecision(bool IsAllowed, TimeSpan RetryAfter, string? Reason, IReadOnlyList<RateCounterKey>? TokenCounters)
 {
     public static RateLimitDecision Allowed { get; } = new(true, TimeSpan.Zero, null, null);
 }

@@ -57,6 +57,7 @@ internal static class AdminEndpoints
         api.MapFallback(static (HttpContext context) => Error(404, "invalid_request_error", "unknown_endpoint",
             $"{context.Request.Method} {DisplayText.Safe(context.Request.Path.Value ?? "", 200)} is not an admin endpoint; see docs/admin-api.md."));
         api.MapPost("/keys", IssueKeyAsync);
+        api.MapFleetApi();
         api.MapGet("/keys", (AgentKeyRing keys) => Results.Json(
             new ListResponse<KeyInfo>(keys.List().Select(k => new KeyInfo(k.Id, k.Agent, k.Prefix, k.CreatedAt)).ToList()), AdminJson.Relaxed.ListResponseKeyInfo));
         api.MapDelete("/keys/{id}", async (string id, AgentKeyRing keys, CancellationToken cancellationToken) =>
@@ -70,7 +71,7 @@ internal static class AdminEndpoints
         api.MapGet("/budgets", (FleetState fleet) =>
             Results.Json(new ListResponse<BudgetInfo>(fleet.Current.Budgets.Status().Select(b => new BudgetInfo(
                 b.AppliesPer, b.Key, b.LimitUsd, b.Window, decimal.Round(b.SpentUsd, 6), decimal.Round(b.ReservedUsd, 6),
-                b.LimitUsd == 0 ? 0 : decimal.Round(b.SpentUsd / b.LimitUsd * 100m, 1), b.WindowStart, b.ResetsAt, b.Mode)).ToList()),
+                b.LimitUsd == 0 ? 0 : decimal.Round(b.SpentUsd / b.LimitUsd * 100m, 1), b.WindowStart, b.ResetsAt, b.Mode, b.Rule)).ToList()),
                 AdminJson.Relaxed.ListResponseBudgetInfo));
         api.MapGet("/alerts", async (HttpContext context, IAlertStore alerts, TimeProvider time) =>
         {

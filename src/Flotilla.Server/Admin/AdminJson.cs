@@ -18,7 +18,7 @@ internal sealed record TargetInfo(string Model, string Provider, int Consecutive
 internal sealed record ListResponse<T>(IReadOnlyList<T> Data);
 
 internal sealed record BudgetInfo(string AppliesPer, string Key, decimal LimitUsd, string Window, decimal SpentUsd, decimal ReservedUsd,
-    decimal UsedPercent, DateTimeOffset WindowStart, DateTimeOffset ResetsAt, string Mode);
+    decimal UsedPercent, DateTimeOffset WindowStart, DateTimeOffset ResetsAt, string Mode, string Rule);
 
 internal sealed record CostResponse(string By, DateTimeOffset Since, DateTimeOffset? Until, IReadOnlyList<Flotilla.Storage.Usage.UsageRow> Data, CostTotals Total);
 
@@ -40,6 +40,11 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(ListResponse<BudgetInfo>))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Storage.Alerts.AlertRecord>))]
 [JsonSerializable(typeof(AdminError))]
+[JsonSerializable(typeof(FleetInfo))]
+[JsonSerializable(typeof(RevisionInfo))]
+[JsonSerializable(typeof(ListResponse<RevisionInfo>))]
+[JsonSerializable(typeof(FleetApplyResponse))]
+[JsonSerializable(typeof(FleetRefused))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>Like <see cref="Default"/>, with readable text (no \u0027 for an apostrophe).</summary>

@@ -3,6 +3,8 @@ using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Traces;
+using Flotilla.Server.Fleet;
+using Flotilla.Storage.Fleet;
 using Flotilla.Server.Admin;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Keys;
@@ -91,6 +93,8 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IAgentKeyStore, SqliteAgentKeyStore>();
         builder.Services.AddSingleton<IUsageStore, SqliteUsageStore>();
         builder.Services.AddSingleton<IAlertStore, SqliteAlertStore>();
+        builder.Services.AddSingleton<IFleetRevisionStore, SqliteFleetRevisionStore>();
+        builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
         options.ConfigureServices?.Invoke(builder.Services);
 
@@ -122,6 +126,7 @@ public sealed class FlotillaServer : IAsyncDisposable
             // Traces an earlier run could not store come back first, then spend in the current budget windows is restored
             // from the usage buckets: a restart forgets nothing.
             await app.Services.GetRequiredService<TraceWriter>().ReplayJournalAtStartAsync(cancellationToken);
+            await app.Services.GetRequiredService<FleetApplier>().InitializeAsync(options.FleetYaml, cancellationToken);
             await Gateway.Budgets.BudgetRestore.RestoreAsync(app.Services.GetRequiredService<FleetState>().Current.Budgets,
                 app.Services.GetRequiredService<IUsageStore>(), app.Services.GetRequiredService<IAlertStore>(), options.Time, cancellationToken);
             await app.StartAsync(cancellationToken);
@@ -157,6 +162,9 @@ public sealed class FlotillaServer : IAsyncDisposable
             throw new StartupException(reason, e);
         }
     }
+
+    /// <summary>Plans and applies fleet files on this server (the admin API and SIGHUP use it).</summary>
+    public FleetApplier Fleet => _app.Services.GetRequiredService<FleetApplier>();
 
     /// <summary>Issues an agent key directly (tests, first start).</summary>
     public async Task<string> IssueKeyAsync(string agent, CancellationToken cancellationToken = default) =>

@@ -8,6 +8,12 @@ public sealed record FlotillaServerOptions
     /// <summary>The validated fleet.</summary>
     public required FleetConfig Fleet { get; init; }
 
+    /// <summary>
+    /// The YAML <see cref="Fleet"/> was loaded from: recorded as a fleet revision at start, shown by <c>GET /api/fleet</c>,
+    /// and what <c>plan</c> compares against. Default: none (plans then list everything as new).
+    /// </summary>
+    public string? FleetYaml { get; init; }
+
     /// <summary>Where the fleet came from, for messages.</summary>
     public string? FleetPath { get; init; }
 

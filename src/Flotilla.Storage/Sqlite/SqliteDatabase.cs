@@ -54,6 +54,14 @@ public sealed class SqliteDatabase
             window_start INTEGER, window_end INTEGER, delivery TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at DESC);
+        CREATE TABLE IF NOT EXISTS fleet_revisions (
+            number INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL,
+            applied_by TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            changes TEXT NOT NULL,
+            yaml TEXT NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS agent_keys (
             id TEXT PRIMARY KEY,
             agent TEXT NOT NULL,

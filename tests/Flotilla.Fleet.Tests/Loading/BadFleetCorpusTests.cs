@@ -27,6 +27,7 @@ public sealed class BadFleetCorpusTests
         { "literal credential", "gateway:\n  providers:\n    - { name: o, type: openai, api_key: sk-proj-abcdefghijklmnopqrstuvwxyz0123456789 }\n", "credential" },
         { "traces retention too short", "gateway:\n  traces: { retention: 10m }\n", "at least 1h" },
         { "traces retention not a duration", "gateway:\n  traces: { retention: forever }\n", "not a duration" },
+        { "two budgets with one name", "gateway:\n  budgets:\n    - { applies_per: agent, limit: 5/day }\n    - { applies_per: agent, limit: 9/day, mode: audit }\n", "declared twice" },
         { "unknown key under traces", "gateway:\n  traces: { retension: 7d }\n", "did you mean 'retention'" },
     };
 

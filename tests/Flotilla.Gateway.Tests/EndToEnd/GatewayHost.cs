@@ -59,7 +59,7 @@ internal sealed class GatewayHost : IAsyncDisposable
     public static async Task<GatewayHost> StartAsync(string gatewayYaml, TimeProvider? time = null,
         Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null, TextWriter? console = null)
     {
-        var yaml = gatewayYaml.TrimEnd() + $"\n---\nagent:\n  name: {Agent}\n  owner: {Team}\n";
+        var yaml = WithAgent(gatewayYaml);
         var dataDirectory = Path.Combine(Path.GetTempPath(), "flotilla-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dataDirectory);
         var fleetPath = Path.Combine(dataDirectory, "fleet.yaml");
@@ -73,6 +73,7 @@ internal sealed class GatewayHost : IAsyncDisposable
         var options = new FlotillaServerOptions
         {
             Fleet = loaded.Fleet!,
+            FleetYaml = yaml,
             FleetPath = fleetPath,
             Urls = "http://127.0.0.1:0",
             DataDirectory = dataDirectory,
@@ -85,6 +86,9 @@ internal sealed class GatewayHost : IAsyncDisposable
         var key = await server.IssueKeyAsync(Agent);
         return new GatewayHost(server, options, key);
     }
+
+    /// <summary>The fleet a host serves for <paramref name="gatewayYaml"/>: the agent <see cref="Agent"/> of <see cref="Team"/> appended.</summary>
+    public static string WithAgent(string gatewayYaml) => gatewayYaml.TrimEnd() + $"\n---\nagent:\n  name: {Agent}\n  owner: {Team}\n";
 
     /// <summary>
     /// Stops the server and starts a new one on the same data directory, fleet and clock (as after a process restart);

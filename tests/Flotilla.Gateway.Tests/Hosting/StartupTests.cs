@@ -164,7 +164,7 @@ public sealed class StartupTests : IDisposable
         warnings.ShouldNotContain(w => w.Contains("llm_input", StringComparison.Ordinal));
     }
 
-    private Task<FlotillaServer> StartAsync(string? adminToken = null, string? data = null, TextWriter? console = null, Fleet.FleetConfig? fleet = null)
+    private Task<FlotillaServer> StartAsync(string? adminToken = null, string? data = null, TextWriter? console = null, Flotilla.Fleet.FleetConfig? fleet = null)
     {
         var loaded = FleetLoader.Parse(Fleet, "fleet.yaml");
         return FlotillaServer.StartAsync(new FlotillaServerOptions
