@@ -12,9 +12,20 @@ public sealed record GatewayConfig(
     AlertsConfig? Alerts,
     IReadOnlyList<string> DestructiveTools,
     LimitsConfig Limits,
-    TracesConfig Traces)
+    TracesConfig Traces,
+    TelemetryConfig Telemetry)
 {
-    public static GatewayConfig Empty { get; } = new([], [], RoutingConfig.Default, null, GuardrailsConfig.None, [], [], null, [], LimitsConfig.Default, TracesConfig.Default);
+    public static GatewayConfig Empty { get; } = new([], [], RoutingConfig.Default, null, GuardrailsConfig.None, [], [], null, [], LimitsConfig.Default,
+        TracesConfig.Default, TelemetryConfig.Default);
+}
+
+/// <summary>Metrics and trace export. Read at start; changing them takes a restart.</summary>
+/// <param name="Metrics">Serve Prometheus metrics at <c>/metrics</c> (default true).</param>
+/// <param name="OtlpEndpoint">Export spans over OTLP/HTTP (protobuf) to this base URL's <c>/v1/traces</c>; default none
+/// (then <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, when set).</param>
+public sealed record TelemetryConfig(bool Metrics, Uri? OtlpEndpoint)
+{
+    public static TelemetryConfig Default { get; } = new(true, null);
 }
 
 /// <summary>How long call records are kept.</summary>

@@ -80,12 +80,12 @@ internal sealed class GatewayRuntime
 /// Policy state that outlives configuration: target health, budget accounts, rate-limit counters and the response cache.
 /// One per process; every <see cref="GatewayRuntime"/> reads and writes the same objects.
 /// </summary>
-internal sealed class GatewayState(TimeProvider time)
+internal sealed class GatewayState(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null)
 {
     private readonly Lock _cacheLock = new();
     private ResponseCache? _cache;
 
-    public TargetHealthBoard Health { get; } = new(time);
+    public TargetHealthBoard Health { get; } = new(time, cooldownStarted);
 
     public IBudgetAccounts BudgetAccounts { get; } = new BudgetAccounts();
 
@@ -114,18 +114,32 @@ internal sealed class GatewayState(TimeProvider time)
 /// The current <see cref="GatewayRuntime"/>, swapped atomically when the fleet changes: a call reads it once at its start
 /// and finishes on that version, whatever is applied meanwhile.
 /// </summary>
-public sealed class FleetState
+public sealed partial class FleetState
 {
     private readonly HttpMessageInvoker _http;
     private readonly GatewayState _state;
     private volatile GatewayRuntime _current;
 
-    public FleetState(FleetConfig fleet, HttpMessageInvoker http, TimeProvider time)
+    /// <param name="metrics">Counts target cooldowns; optional.</param>
+    /// <param name="logger">Logs when a target starts cooling down (Information); optional.</param>
+    public FleetState(FleetConfig fleet, HttpMessageInvoker http, TimeProvider time, Telemetry.GatewayMetrics? metrics = null,
+        Microsoft.Extensions.Logging.ILogger<FleetState>? logger = null)
     {
         _http = http;
-        _state = new GatewayState(time);
+        _state = new GatewayState(time, (target, until) =>
+        {
+            metrics?.CooldownStarted(target);
+            if (logger is not null)
+            {
+                LogCooldown(logger, target, until);
+            }
+        });
         _current = new GatewayRuntime(fleet, http, _state, revision: 0);
     }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information,
+        Message = "Target {Target} is cooling down until {Until:u} after repeated failures; calls go to the next target of their plan")]
+    private static partial void LogCooldown(Microsoft.Extensions.Logging.ILogger logger, string target, DateTimeOffset until);
 
     internal GatewayRuntime Current => _current;
 

@@ -17,8 +17,11 @@ public static class GatewayServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddAiGateway(this IServiceCollection services, FleetConfig fleet)
     {
+        services.AddMetrics();
+        services.AddSingleton<Telemetry.GatewayMetrics>();
         services.AddSingleton(_ => UpstreamHttp.CreateInvoker());
-        services.AddSingleton(sp => new FleetState(fleet, sp.GetRequiredService<HttpMessageInvoker>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new FleetState(fleet, sp.GetRequiredService<HttpMessageInvoker>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<Telemetry.GatewayMetrics>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<FleetState>>()));
         services.AddSingleton<AgentKeyRing>();
         services.AddSingleton<TraceWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<TraceWriter>());

@@ -69,7 +69,7 @@ public static partial class FleetLoader
     {
         ["providers"] = "gateway", ["models"] = "gateway", ["caching"] = "gateway", ["guardrails"] = "gateway", ["budgets"] = "gateway",
         ["rate_limits"] = "gateway", ["alerts"] = "gateway", ["destructive_tools"] = "gateway", ["limits"] = "gateway",
-        ["traces"] = "gateway",
+        ["traces"] = "gateway", ["telemetry"] = "gateway",
     };
 
     private static readonly Dictionary<string, string> AgentMisplacedKeys = new()
@@ -248,8 +248,15 @@ public static partial class FleetLoader
             traceMap.RejectUnknownKeys();
         }
 
+        var telemetry = TelemetryConfig.Default;
+        if (map.Map("telemetry") is { } telemetryMap)
+        {
+            telemetry = new TelemetryConfig(telemetryMap.Bool("metrics") ?? true, ReadUri(telemetryMap, "otlp_endpoint"));
+            telemetryMap.RejectUnknownKeys();
+        }
+
         map.RejectUnknownKeys(RoutingKeys);
-        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits, traces);
+        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits, traces, telemetry);
     }
 
     private static ProviderConfig ReadProvider(YamlMap map)

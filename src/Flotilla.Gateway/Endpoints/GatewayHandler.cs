@@ -15,6 +15,7 @@ using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
 using Flotilla.Gateway.RateLimiting;
 using Flotilla.Gateway.Routing;
+using Flotilla.Gateway.Telemetry;
 using Flotilla.Gateway.Traces;
 using Flotilla.Storage.Traces;
 using Microsoft.AspNetCore.Http;
@@ -28,7 +29,7 @@ namespace Flotilla.Gateway.Endpoints;
 /// answer (as it came, or as a stream), and leave one trace. Every error is OpenAI error JSON.
 /// </summary>
 internal sealed partial class GatewayHandler(
-    FleetState fleet, AgentKeyRing keys, TraceWriter traces, AlertDispatcher alerts, TimeProvider time, ILogger<GatewayHandler> logger)
+    FleetState fleet, AgentKeyRing keys, TraceWriter traces, AlertDispatcher alerts, GatewayMetrics metrics, TimeProvider time, ILogger<GatewayHandler> logger)
 {
     public const string TraceIdHeader = "X-Flotilla-Trace-Id";
     public const string TargetHeader = "X-Flotilla-Target";
@@ -89,7 +90,13 @@ internal sealed partial class GatewayHandler(
         var runtime = fleet.Current;
         var startedAt = time.GetUtcNow();
         var start = time.GetTimestamp();
-        var traceId = NewTraceId();
+        var operation = kind == CallKind.Chat ? "chat" : "embeddings";
+        var (activity, traceId) = GatewayActivity.StartCall(context, operation);
+        // One record per call: a caller that sends one traceparent for a whole run gets one trace id for all its calls, each
+        // call its own record id.
+        var recordId = context.Request.Headers.ContainsKey("traceparent")
+            ? $"{traceId}-{(activity?.SpanId.ToHexString() ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)))}"
+            : traceId;
         var response = context.Response;
         response.Headers[TraceIdHeader] = traceId;
 
@@ -350,15 +357,18 @@ internal sealed partial class GatewayHandler(
                 runtime.RateLimits.Reconcile(rate, estimatedTokens, cacheState == "hit" ? 0 : usage.Total);
             }
 
+            TraceRecord? record = null;
             if (caller is not null)
             {
                 var target = result?.Target;
                 var succeeded = error is null && result?.Reply.IsSuccess == true;
-                await traces.EnqueueAsync(new TraceRecord
+                record = new TraceRecord
                 {
-                    Id = traceId,
+                    Id = recordId,
+                    TraceId = traceId,
+                    Kind = TraceKinds.ModelCall,
                     StartedAt = startedAt,
-                    Operation = kind == CallKind.Chat ? "chat" : "embeddings",
+                    Operation = operation,
                     Agent = caller.Agent.Name,
                     Team = caller.Agent.Owner,
                     Metadata = metadata,
@@ -379,8 +389,50 @@ internal sealed partial class GatewayHandler(
                     Cache = cacheState,
                     Policy = policyNotes,
                     Guardrails = verdicts,
-                });
+                };
+                await traces.EnqueueAsync(record);
+                metrics.Record(record, route?.Name);
+                if (record.FellBack)
+                {
+                    LogFellBack(logger, route?.Name ?? "", record.FinalTarget ?? "", record.Attempts.Count, record.Id);
+                }
             }
+
+            if (activity is not null)
+            {
+                Describe(activity, operation, route?.Name, record, error);
+                activity.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The call's span gets the GenAI attributes of its outcome; never a key, a prompt or a tag value.</summary>
+    private static void Describe(System.Diagnostics.Activity activity, string operation, string? model, TraceRecord? record, GatewayException? error)
+    {
+        if (activity.Source.Name != GatewayActivity.SourceName)
+        {
+            return;
+        }
+
+        activity.DisplayName = model is null ? operation : $"{operation} {model}";
+        activity.SetTag("gen_ai.request.model", model);
+        if (record is not null)
+        {
+            activity.SetTag("gen_ai.response.model", record.FinalTarget);
+            activity.SetTag("gen_ai.usage.input_tokens", record.InputTokens);
+            activity.SetTag("gen_ai.usage.output_tokens", record.OutputTokens);
+            activity.SetTag("flotilla.agent", record.Agent);
+            activity.SetTag("flotilla.team", record.Team);
+            activity.SetTag("flotilla.cost_usd", (double)record.CostUsd);
+            activity.SetTag("flotilla.fell_back", record.FellBack);
+            activity.SetTag("flotilla.attempts", record.Attempts.Count);
+            activity.SetTag("flotilla.record_id", record.Id);
+        }
+
+        if (error is not null)
+        {
+            activity.SetTag("error.type", error.Code);
+            activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Code);
         }
     }
 
@@ -729,12 +781,8 @@ internal sealed partial class GatewayHandler(
         return ttft ?? 0;
     }
 
-    private static string NewTraceId()
-    {
-        Span<byte> bytes = stackalloc byte[16];
-        RandomNumberGenerator.Fill(bytes);
-        return Convert.ToHexStringLower(bytes);
-    }
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Model} fell back: answered by {Target} after {Attempts} attempt(s) (trace record {RecordId})")]
+    private static partial void LogFellBack(ILogger logger, string model, string target, int attempts, string recordId);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure handling trace {TraceId}")]
     private static partial void LogUnexpected(ILogger logger, string traceId, Exception exception);

@@ -154,6 +154,9 @@ internal sealed class CallDispatcher
         }
 
         var provider = state.Target.Provider.Config.Name;
+        // The attempt's span is current while the request goes out, so the upstream sees it as the parent (traceparent).
+        using var span = Telemetry.GatewayActivity.StartAttempt(state.Call.Kind == CallKind.Chat ? "chat" : "embeddings",
+            state.Target.Name, state.Target.Config.UpstreamModel, provider);
         UpstreamReply reply;
         try
         {
@@ -204,6 +207,16 @@ internal sealed class CallDispatcher
         }
 
         var elapsed = _time.GetElapsedTime(start).TotalMilliseconds;
+        if (span is not null)
+        {
+            span.SetTag("flotilla.outcome", OutcomeName(reply.Outcome));
+            span.SetTag("http.response.status_code", reply.Status);
+            if (!reply.IsSuccess)
+            {
+                span.SetStatus(System.Diagnostics.ActivityStatusCode.Error, OutcomeName(reply.Outcome));
+            }
+        }
+
         // Upstreams echo keys in error messages; attempts are stored in traces, so they are scrubbed like the call's error.
         state.Attempts.Add(new TraceAttempt(state.Target.Name, provider, reply.Status, OutcomeName(reply.Outcome), Math.Round(elapsed, 3),
             reply.IsSuccess ? null : SecretScrubber.Scrub(reply.Error)));

@@ -7,7 +7,7 @@ namespace Flotilla.Gateway.Routing;
 /// What the gateway has recently seen of each model target: consecutive failures (for cooldown) and the time per output
 /// token (for the latency strategy). Kept across fleet reloads; keyed by model name.
 /// </summary>
-internal sealed class TargetHealthBoard(TimeProvider time)
+internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null)
 {
     private readonly ConcurrentDictionary<string, TargetHealth> _targets = new(StringComparer.Ordinal);
 
@@ -24,11 +24,17 @@ internal sealed class TargetHealthBoard(TimeProvider time)
     {
         var now = time.GetUtcNow();
         var health = For(model);
+        var wasCooling = health.CoolingUntil > now;
         health.RecordFailure(now, cooldown);
         if (retryAfter is { } wait && wait > TimeSpan.Zero)
         {
             // The upstream said when to come back: honour it, within reason.
             health.CoolUntil(now + TimeSpan.FromTicks(Math.Min(wait.Ticks, TimeSpan.FromMinutes(10).Ticks)));
+        }
+
+        if (!wasCooling && health.CoolingUntil > now)
+        {
+            cooldownStarted?.Invoke(model, health.CoolingUntil);
         }
     }
 

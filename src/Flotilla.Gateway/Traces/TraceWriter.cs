@@ -34,6 +34,7 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
     private readonly List<TraceRecord> _held = [];
     private long _written;
     private long _journalled;
+    private long _failedWrites;
     private volatile StoreFailure? _failure;
 
     public long Written => Interlocked.Read(ref _written);
@@ -45,6 +46,9 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
     public StoreFailure? Failure => _failure;
 
     public int QueueDepth => _channel.Reader.Count;
+
+    /// <summary>Store writes that failed since start.</summary>
+    public long FailedWrites => Interlocked.Read(ref _failedWrites);
 
     public ValueTask EnqueueAsync(TraceRecord trace) =>
         _channel.Writer.TryWrite(trace) ? ValueTask.CompletedTask : _channel.Writer.WriteAsync(trace);
@@ -200,6 +204,7 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
 
     private void MarkFailing(Exception e)
     {
+        Interlocked.Increment(ref _failedWrites);
         if (_failure is not null)
         {
             _failure = _failure with { Error = e.Message, Held = _held.Count };

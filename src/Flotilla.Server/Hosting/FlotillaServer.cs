@@ -2,7 +2,13 @@ using Flotilla.Gateway;
 using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Identity;
+using Flotilla.Fleet;
+using Flotilla.Gateway.Telemetry;
 using Flotilla.Gateway.Traces;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Flotilla.Server.Fleet;
 using Flotilla.Storage.Fleet;
 using Flotilla.Server.Admin;
@@ -96,9 +102,11 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IFleetRevisionStore, SqliteFleetRevisionStore>();
         builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
+        var telemetry = AddTelemetry(builder.Services, options.Fleet.Gateway.Telemetry);
         options.ConfigureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
+        app.Services.GetRequiredService<GatewayMetrics>().Observe(app.Services.GetRequiredService<FleetState>(), app.Services.GetRequiredService<TraceWriter>());
         app.Use(async (context, next) =>
         {
             // Last line of defence: whatever escapes a handler becomes a JSON error, never a crash or an HTML page.
@@ -118,6 +126,10 @@ public sealed class FlotillaServer : IAsyncDisposable
             : Results.Text("ready\n"));
         app.MapAiGateway();
         app.MapAdminApi();
+        if (telemetry.Metrics)
+        {
+            app.MapPrometheusScrapingEndpoint("/metrics");
+        }
 
         try
         {
@@ -161,6 +173,42 @@ public sealed class FlotillaServer : IAsyncDisposable
                 : $"cannot start: {e.Message} Check the data directory '{dataDirectory}' and the disk.";
             throw new StartupException(reason, e);
         }
+    }
+
+    /// <summary>
+    /// Prometheus metrics (unless <c>telemetry.metrics: false</c>) and, when an endpoint is configured (the fleet's
+    /// <c>telemetry.otlp_endpoint</c>, else <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>), spans over OTLP/HTTP protobuf.
+    /// </summary>
+    private static (bool Metrics, Uri? Otlp) AddTelemetry(IServiceCollection services, TelemetryConfig config)
+    {
+        var otlp = config.OtlpEndpoint
+            ?? (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 } text && Uri.TryCreate(text, UriKind.Absolute, out var fromEnvironment)
+                ? fromEnvironment
+                : null);
+        if (!config.Metrics && otlp is null)
+        {
+            return (false, null);
+        }
+
+        var builder = services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService("flotilla"));
+        if (config.Metrics)
+        {
+            builder.WithMetrics(metrics => metrics.AddMeter(GatewayMetrics.MeterName).AddPrometheusExporter());
+        }
+
+        if (otlp is not null)
+        {
+            var endpoint = new Uri(otlp.ToString().TrimEnd('/') + "/v1/traces");
+            builder.WithTracing(tracing => tracing.AddSource(GatewayActivity.SourceName).AddOtlpExporter(exporter =>
+            {
+                exporter.Endpoint = endpoint;
+                exporter.Protocol = OtlpExportProtocol.HttpProtobuf;
+                // Spans leave in batches off the request path; a second's delay keeps them close to real time.
+                exporter.BatchExportProcessorOptions.ScheduledDelayMilliseconds = 1000;
+            }));
+        }
+
+        return (config.Metrics, otlp);
     }
 
     /// <summary>Plans and applies fleet files on this server (the admin API and SIGHUP use it).</summary>

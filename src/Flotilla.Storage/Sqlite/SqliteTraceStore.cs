@@ -25,14 +25,14 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
         command.Transaction = transaction;
         command.CommandText = """
             INSERT INTO traces (id, started_at, operation, agent, team, metadata, requested_model, final_target, stream,
-                fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails)
+                fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails, trace_id, kind)
             VALUES ($id, $started_at, $operation, $agent, $team, $metadata, $requested_model, $final_target, $stream,
-                $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache, $policy, $guardrails)
+                $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache, $policy, $guardrails, $trace_id, $kind)
             ON CONFLICT (id) DO NOTHING
             """;
         string[] names = ["$id", "$started_at", "$operation", "$agent", "$team", "$metadata", "$requested_model", "$final_target", "$stream",
             "$fell_back", "$attempts", "$status", "$input_tokens", "$output_tokens", "$cost_usd", "$ttft_ms", "$latency_ms", "$error_code", "$error", "$cache",
-            "$policy", "$guardrails"];
+            "$policy", "$guardrails", "$trace_id", "$kind"];
         var parameters = names.Select(n => command.Parameters.Add(new SqliteParameter(n, null))).ToArray();
         command.Prepare();
         var inserted = new List<TraceRecord>(batch.Count);
@@ -48,6 +48,7 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 t.ErrorCode, t.Error, t.Cache,
                 t.Policy is { Count: > 0 } ? JsonSerializer.Serialize(t.Policy, StorageJson.Default.IReadOnlyListString) : null,
                 t.Guardrails is { Count: > 0 } ? JsonSerializer.Serialize(t.Guardrails, StorageJson.Default.IReadOnlyListTraceVerdict) : null,
+                t.TraceId, t.Kind,
             ];
             for (var i = 0; i < values.Length; i++)
             {
@@ -75,7 +76,8 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
         var where = new List<string>();
         if (query.Id is not null)
         {
-            where.Add("id = $id");
+            // A record id, or a W3C trace id (X-Flotilla-Trace-Id), which several calls of one caller's trace may share.
+            where.Add("(id = $id OR trace_id = $id)");
             command.Parameters.AddWithValue("$id", query.Id);
         }
 
@@ -93,7 +95,7 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 
         command.CommandText = $"""
             SELECT id, started_at, operation, agent, team, metadata, requested_model, final_target, stream, fell_back, attempts, status,
-                input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails
+                input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails, trace_id, kind
             FROM traces {(where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where))}
             ORDER BY started_at DESC, rowid DESC LIMIT $limit
             """;
@@ -126,6 +128,8 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 Cache = reader.IsDBNull(19) ? null : reader.GetString(19),
                 Policy = reader.IsDBNull(20) ? null : JsonSerializer.Deserialize(reader.GetString(20), StorageJson.Default.IReadOnlyListString),
                 Guardrails = reader.IsDBNull(21) ? null : JsonSerializer.Deserialize(reader.GetString(21), StorageJson.Default.IReadOnlyListTraceVerdict),
+                TraceId = reader.IsDBNull(22) ? null : reader.GetString(22),
+                Kind = reader.IsDBNull(23) ? TraceKinds.ModelCall : reader.GetString(23),
             });
         }
 

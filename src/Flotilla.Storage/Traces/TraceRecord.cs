@@ -6,7 +6,12 @@ namespace Flotilla.Storage.Traces;
 /// </summary>
 public sealed record TraceRecord
 {
+    /// <summary>This record's id: the W3C trace id, or, when the caller supplied the trace context, the trace id and a span id.</summary>
     public required string Id { get; init; }
+    /// <summary>The W3C trace id (<c>X-Flotilla-Trace-Id</c>), shared with the caller's tracing backend.</summary>
+    public string? TraceId { get; init; }
+    /// <summary>What was governed: <see cref="TraceKinds.ModelCall"/>, <see cref="TraceKinds.ToolCall"/> or <see cref="TraceKinds.RunStep"/>.</summary>
+    public string Kind { get; init; } = TraceKinds.ModelCall;
     public required DateTimeOffset StartedAt { get; init; }
     /// <summary>chat, embeddings.</summary>
     public required string Operation { get; init; }
@@ -36,6 +41,14 @@ public sealed record TraceRecord
     public IReadOnlyList<string>? Policy { get; init; }
     /// <summary>Every guardrail verdict on the call's input and output.</summary>
     public IReadOnlyList<TraceVerdict>? Guardrails { get; init; }
+}
+
+/// <summary>The kinds of governed work one trace store records.</summary>
+public static class TraceKinds
+{
+    public const string ModelCall = "model_call";
+    public const string ToolCall = "tool_call";
+    public const string RunStep = "run_step";
 }
 
 /// <summary>One guardrail's verdict on one hook; never holds the text it matched.</summary>

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Http;
+
+namespace Flotilla.Gateway.Telemetry;
+
+/// <summary>
+/// Spans for governed calls on the activity source <see cref="SourceName"/>: one per call (a server span named
+/// <c>{operation} {model}</c> with GenAI attributes) and one per upstream attempt (a client span), exported over OTLP when
+/// the fleet or <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> says where. A caller's W3C <c>traceparent</c> is the parent, and the call's
+/// trace id is <c>X-Flotilla-Trace-Id</c>, so Flotilla's trace store and the caller's tracing backend share one id.
+/// </summary>
+public static class GatewayActivity
+{
+    public const string SourceName = "Flotilla.Gateway";
+
+    internal static readonly ActivitySource Source = new(SourceName);
+
+    /// <summary>
+    /// Starts the call's span, parented on the caller's <c>traceparent</c> when it sent a valid one, and returns it with the
+    /// call's trace id. With no exporter listening, a caller's trace context is still made current (so it reaches upstreams)
+    /// and its trace id kept; without one either, the trace id is random.
+    /// </summary>
+    internal static (Activity? Activity, string TraceId) StartCall(HttpContext context, string operation)
+    {
+        var headers = context.Request.Headers;
+        var hasParent = headers.TryGetValue("traceparent", out var traceparent)
+            && ActivityContext.TryParse(traceparent.ToString(), headers.TryGetValue("tracestate", out var state) ? state.ToString() : null, isRemote: true, out var parent);
+        if (Source.HasListeners())
+        {
+            var activity = hasParent
+                ? Source.StartActivity(operation, ActivityKind.Server, parent)
+                : Source.StartActivity(operation, ActivityKind.Server, parentContext: default);
+            if (activity is not null)
+            {
+                activity.SetTag("gen_ai.operation.name", operation);
+                return (activity, activity.TraceId.ToHexString());
+            }
+        }
+
+        if (hasParent)
+        {
+            var carrier = new Activity(operation);
+            carrier.SetParentId(parent.TraceId, parent.SpanId, parent.TraceFlags);
+            carrier.TraceStateString = parent.TraceState;
+            carrier.Start();
+            return (carrier, parent.TraceId.ToHexString());
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        return (null, Convert.ToHexStringLower(bytes));
+    }
+
+    /// <summary>A client span around one upstream attempt, when anything listens.</summary>
+    internal static Activity? StartAttempt(string operation, string target, string upstreamModel, string provider)
+    {
+        if (!Source.HasListeners())
+        {
+            return null;
+        }
+
+        var activity = Source.StartActivity($"{operation} {upstreamModel}", ActivityKind.Client);
+        activity?.SetTag("gen_ai.operation.name", operation);
+        activity?.SetTag("gen_ai.request.model", upstreamModel);
+        activity?.SetTag("flotilla.target", target);
+        activity?.SetTag("flotilla.provider", provider);
+        return activity;
+    }
+}
