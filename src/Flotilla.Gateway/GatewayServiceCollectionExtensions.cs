@@ -29,6 +29,10 @@ public static class GatewayServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<TraceRetention>());
         services.AddSingleton<AlertDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertDispatcher>());
+        services.AddSingleton<Budgets.BudgetStep>();
+        services.AddSingleton<Caching.CacheStep>();
+        services.AddSingleton<TraceStep>();
+        services.AddSingleton<Pipeline.ModelCallPipeline>();
         services.AddSingleton<GatewayHandler>();
         return services;
     }

@@ -21,10 +21,9 @@ public static class GatewayActivity
     /// call's trace id. With no exporter listening, a caller's trace context is still made current (so it reaches upstreams)
     /// and its trace id kept; without one either, the trace id is random.
     /// </summary>
-    internal static (Activity? Activity, string TraceId) StartCall(HttpContext context, string operation)
+    internal static (Activity? Activity, string TraceId) StartCall(IHeaderDictionary? headers, string operation)
     {
-        var headers = context.Request.Headers;
-        var hasParent = headers.TryGetValue("traceparent", out var traceparent)
+        var hasParent = headers is not null && headers.TryGetValue("traceparent", out var traceparent)
             && ActivityContext.TryParse(traceparent.ToString(), headers.TryGetValue("tracestate", out var state) ? state.ToString() : null, isRemote: true, out var parent);
         if (Source.HasListeners())
         {
