@@ -33,6 +33,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<Caching.CacheStep>();
         services.AddSingleton<TraceStep>();
         services.AddSingleton<Pipeline.ModelCallPipeline>();
+        services.AddSingleton(sp => new Pipeline.GovernedModelCalls(sp.GetRequiredService<Pipeline.ModelCallPipeline>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<GatewayHandler>();
         return services;
     }

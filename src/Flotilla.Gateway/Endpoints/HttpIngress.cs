@@ -7,6 +7,7 @@ using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Guardrails;
 using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Pipeline;
+using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
 using Microsoft.AspNetCore.Http;
@@ -199,8 +200,7 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
             return null;
         }
 
-        const string Rule = "X-Flotilla-Metadata must be a JSON object of strings, e.g. {\"loop\":\"triage\",\"run\":\"42\"} " +
-            "(at most 32 keys of up to 64 characters, values up to 256 characters, no control characters).";
+        const string Rule = CallTags.Rule;
         try
         {
             using var document = JsonDocument.Parse(header[0]!);
@@ -212,24 +212,13 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
             var result = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var property in document.RootElement.EnumerateObject())
             {
-                if (property.Value.ValueKind != JsonValueKind.String || property.Name.Length is 0 or > 64 || result.Count >= 32)
+                if (property.Value.ValueKind != JsonValueKind.String)
                 {
                     throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
                 }
 
                 var value = property.Value.GetString()!;
-                if (value.Length > 256)
-                {
-                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
-                }
-
-                // Tags are stored, rolled up and shown to operators: a CR/LF or an escape sequence has no business in one.
-                if (DisplayText.HasUnsafe(property.Name) || DisplayText.HasUnsafe(value))
-                {
-                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata,
-                        $"X-Flotilla-Metadata key '{DisplayText.Safe(property.Name, 64)}' has a control character; keys and values are plain text. " + Rule);
-                }
-
+                CallTags.Check(property.Name, value, result.Count);
                 result[property.Name] = value;
             }
 
