@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Flotilla.Gateway.Identity;
 using Flotilla.Storage.Keys;
 
 namespace Flotilla.Benchmarks;

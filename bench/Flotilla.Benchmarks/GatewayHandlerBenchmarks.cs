@@ -1,7 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Flotilla.Gateway;
 using Flotilla.Gateway.Endpoints;
-using Flotilla.Gateway.Identity;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Keys;
 using Flotilla.Storage.Traces;

@@ -1,7 +1,5 @@
 using Flotilla.Fleet;
-using Flotilla.Gateway.Alerts;
 using Flotilla.Gateway.Endpoints;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Providers;
 using Flotilla.Gateway.Traces;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,19 +15,12 @@ public static class GatewayServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddAiGateway(this IServiceCollection services, FleetConfig fleet)
     {
+        services.AddGovernance(fleet);
         services.AddMetrics();
         services.AddSingleton<Telemetry.GatewayMetrics>();
         services.AddSingleton(_ => UpstreamHttp.CreateInvoker());
-        services.AddSingleton(sp => new FleetState(fleet, sp.GetRequiredService<HttpMessageInvoker>(), sp.GetRequiredService<TimeProvider>(),
+        services.AddSingleton(sp => new FleetState(sp.GetRequiredService<LiveFleet>(), sp.GetRequiredService<HttpMessageInvoker>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<Telemetry.GatewayMetrics>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<FleetState>>()));
-        services.AddSingleton<AgentKeyRing>();
-        services.AddSingleton<TraceWriter>();
-        services.AddHostedService(sp => sp.GetRequiredService<TraceWriter>());
-        services.AddSingleton<TraceRetention>();
-        services.AddHostedService(sp => sp.GetRequiredService<TraceRetention>());
-        services.AddSingleton<AlertDispatcher>();
-        services.AddHostedService(sp => sp.GetRequiredService<AlertDispatcher>());
-        services.AddSingleton<Budgets.BudgetStep>();
         services.AddSingleton<Caching.CacheStep>();
         services.AddSingleton<TraceStep>();
         services.AddSingleton<Pipeline.ModelCallPipeline>();

@@ -15,7 +15,7 @@ public static class GatewayEndpoints
         endpoints.MapGet("/v1/models", handler.ModelsAsync);
         // Anything else under /v1 is answered in OpenAI's error format, not with an empty 404.
         endpoints.MapFallback("/v1/{**path}", (Microsoft.AspNetCore.Http.HttpContext context) => Errors.ErrorWriter.WriteAsync(context,
-            new Errors.GatewayException(404, "invalid_request_error", "unknown_endpoint",
+            new GatewayException(404, "invalid_request_error", "unknown_endpoint",
                 $"{context.Request.Method} {Flotilla.Fleet.DisplayText.Safe(context.Request.Path.Value ?? "", 200)} is not an endpoint here; " +
                 "Flotilla serves POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.")));
         return endpoints;

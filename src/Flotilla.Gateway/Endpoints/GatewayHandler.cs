@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
 using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Pipeline;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;

@@ -5,7 +5,6 @@ using Flotilla.Fleet;
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Guardrails;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Pipeline;
 using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http;
 namespace Flotilla.Gateway.Errors;
 
 /// <summary>Writes errors in the OpenAI wire format, as a response or as a final SSE event.</summary>
-internal static class ErrorWriter
+public static class ErrorWriter
 {
     public static byte[] ToJson(GatewayException error) => ToJson(error.Message, error.Type, error.Code, error.Param);
 

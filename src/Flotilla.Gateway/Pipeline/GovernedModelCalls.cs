@@ -1,6 +1,5 @@
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;

@@ -15,7 +15,7 @@ internal interface IModelCallIngress
     /// <summary>Cancelled when the caller goes away.</summary>
     CancellationToken Aborted { get; }
 
-    /// <summary>Sets <see cref="ModelCall.Caller"/>, <see cref="ModelCall.Metadata"/>, <see cref="ModelCall.Request"/> and the cache control, or throws <see cref="GatewayException"/>.</summary>
+    /// <summary>Sets <see cref="GovernedCall.Caller"/>, <see cref="GovernedCall.Metadata"/>, <see cref="ModelCall.Request"/> and the cache control, or throws <see cref="GatewayException"/>.</summary>
     ValueTask AdmitAsync(ModelCall call);
 
     /// <summary>Which target answered and after how many attempts (response headers over HTTP).</summary>

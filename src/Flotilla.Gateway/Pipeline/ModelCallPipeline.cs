@@ -1,13 +1,11 @@
 using System.Security.Cryptography;
 using Flotilla.Fleet;
-using Flotilla.Gateway.Budgets;
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Guardrails;
 using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
-using Flotilla.Gateway.RateLimiting;
 using Flotilla.Gateway.Routing;
 using Flotilla.Gateway.Telemetry;
 using Flotilla.Gateway.Traces;
@@ -33,7 +31,7 @@ internal sealed partial class ModelCallPipeline(
     public ModelCall Begin(CallKind kind, IHeaderDictionary? headers)
     {
         var operation = kind == CallKind.Chat ? "chat" : "embeddings";
-        var (activity, traceId) = GatewayActivity.StartCall(headers, operation);
+        var (activity, traceId) = CallTracing.StartCall(headers, operation);
         // One record per call: a caller that sends one traceparent for a whole run gets one trace id for all its calls, each
         // call its own record id.
         var recordId = headers?.ContainsKey("traceparent") == true
@@ -62,7 +60,7 @@ internal sealed partial class ModelCallPipeline(
                 return;
             }
 
-            budgets.Acquire(call);
+            budgets.Acquire(call, WorstCase);
             await DispatchAsync(call, ingress, aborted);
         }
         catch (GatewayException e)
@@ -150,6 +148,13 @@ internal sealed partial class ModelCallPipeline(
             throw new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout,
                 $"The request did not finish within {runtime.RequestTimeout.TotalMilliseconds:0} ms (gateway.routing.request_timeout_ms).");
         }
+    }
+
+    /// <summary>What a budget reserves: the estimate priced at the dearest target the route may use.</summary>
+    private static decimal WorstCase(GovernedCall governed)
+    {
+        var call = (ModelCall)governed;
+        return call.Route!.Members.Max(m => m.Model.Config.Price.Cost(call.EstimatedInputTokens, call.MaxOutputTokens));
     }
 
     /// <summary>Token estimates cost a tokenizer pass; only budgets and token rate limits need them.</summary>

@@ -28,31 +28,6 @@ internal static class UpstreamHttp
         EnableMultipleHttp2Connections = true,
     }, disposeHandler: true);
 
-    /// <summary>Largest answer read from a webhook (guardrail or alert); a longer one is treated as a failed call.</summary>
-    public const int MaxWebhookAnswerBytes = 64 * 1024;
-
-    /// <summary>
-    /// The client for the fleet's outbound webhooks (guardrail and alert webhooks), under the same policy as upstreams: no
-    /// redirects (a 3xx is an answer, not an instruction to send the payload elsewhere), no ambient proxy from the environment,
-    /// no cookies, answers buffered only up to <see cref="MaxWebhookAnswerBytes"/>, and <paramref name="timeout"/> per call.
-    /// </summary>
-    public static HttpClient CreateWebhookClient(TimeSpan timeout) => new(CreateWebhookHandler(), disposeHandler: true)
-    {
-        Timeout = timeout,
-        MaxResponseContentBufferSize = MaxWebhookAnswerBytes,
-    };
-
-    internal static SocketsHttpHandler CreateWebhookHandler() => new()
-    {
-        UseProxy = false,
-        UseCookies = false,
-        AllowAutoRedirect = false,
-        AutomaticDecompression = DecompressionMethods.None,
-        ConnectTimeout = TimeSpan.FromSeconds(5),
-        MaxResponseHeadersLength = 64,
-        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-    };
-
     public static HttpContent Json(BodySegments body) => new SegmentsContent(body);
 
     public static HttpContent Json(byte[] body)

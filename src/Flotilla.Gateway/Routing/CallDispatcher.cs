@@ -155,7 +155,7 @@ internal sealed class CallDispatcher
 
         var provider = state.Target.Provider.Config.Name;
         // The attempt's span is current while the request goes out, so the upstream sees it as the parent (traceparent).
-        using var span = Telemetry.GatewayActivity.StartAttempt(state.Call.Kind == CallKind.Chat ? "chat" : "embeddings",
+        using var span = CallTracing.StartAttempt(state.Call.Kind == CallKind.Chat ? "chat" : "embeddings",
             state.Target.Name, state.Target.Config.UpstreamModel, provider);
         UpstreamReply reply;
         try

@@ -45,7 +45,7 @@ internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTi
         _targets.ToDictionary(p => p.Key, p => p.Value.Snapshot(time.GetUtcNow()));
 }
 
-internal sealed record TargetHealthSnapshot(int ConsecutiveFailures, DateTimeOffset? CoolingUntil, double? MsPerToken);
+public sealed record TargetHealthSnapshot(int ConsecutiveFailures, DateTimeOffset? CoolingUntil, double? MsPerToken);
 
 internal sealed class TargetHealth
 {

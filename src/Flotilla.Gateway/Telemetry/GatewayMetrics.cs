@@ -142,7 +142,7 @@ public sealed class GatewayMetrics
     /// Gauges read when metrics are collected, never on the request path: each budget's spend as a share of its limit (rules
     /// per agent, team or model only: a metadata rule's keys are caller tags), the trace writer's queue, and failed store writes.
     /// </summary>
-    internal void Observe(FleetState fleet, Traces.TraceWriter traces)
+    public void Observe(LiveFleet fleet, TraceWriter traces)
     {
         Meter.CreateObservableGauge("flotilla.budget.spend_ratio", () => fleet.Current.Budgets.Status()
             .Where(b => b.AppliesPer is "agent" or "team" or "model" or "virtual_model" && b.LimitUsd > 0)

@@ -70,7 +70,7 @@ internal sealed partial class TraceStep(TraceWriter traces, GatewayMetrics metri
     /// <summary>The call's span gets the GenAI attributes of its outcome; never a key, a prompt or a tag value.</summary>
     private static void Describe(Activity activity, ModelCall call, TraceRecord? record)
     {
-        if (activity.Source.Name != GatewayActivity.SourceName)
+        if (activity.Source.Name != CallTracing.SourceName)
         {
             return;
         }

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using Flotilla.Fleet;
 using Flotilla.Gateway;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Server.Hosting;
 using Flotilla.Storage.Alerts;
@@ -68,7 +67,7 @@ internal static class AdminEndpoints
                 ? Results.Json(trace, AdminJson.Relaxed.TraceRecord)
                 : Error(404, "invalid_request_error", "not_found", $"No trace with id '{DisplayText.Safe(id, 128)}'."));
         api.MapGet("/cost", QueryCostAsync);
-        api.MapGet("/budgets", (FleetState fleet) =>
+        api.MapGet("/budgets", (LiveFleet fleet) =>
             Results.Json(new ListResponse<BudgetInfo>(fleet.Current.Budgets.Status().Select(b => new BudgetInfo(
                 b.AppliesPer, b.Key, b.LimitUsd, b.Window, decimal.Round(b.SpentUsd, 6), decimal.Round(b.ReservedUsd, 6),
                 b.LimitUsd == 0 ? 0 : decimal.Round(b.SpentUsd / b.LimitUsd * 100m, 1), b.WindowStart, b.ResetsAt, b.Mode, b.Rule)).ToList()),
@@ -82,7 +81,7 @@ internal static class AdminEndpoints
 
             return Results.Json(new ListResponse<AlertRecord>(await alerts.ListAsync(since, limit, context.RequestAborted)), AdminJson.Relaxed.ListResponseAlertRecord);
         });
-        api.MapGet("/agents", (FleetState fleet, AgentKeyRing keys) =>
+        api.MapGet("/agents", (LiveFleet fleet, AgentKeyRing keys) =>
         {
             var counts = keys.List().GroupBy(k => k.Agent).ToDictionary(g => g.Key, g => g.Count());
             var agents = fleet.Fleet.Agents.Select(a => new AgentInfo(
@@ -92,7 +91,7 @@ internal static class AdminEndpoints
         });
         api.MapGet("/targets", (FleetState fleet) =>
         {
-            var health = fleet.Health.Snapshot();
+            var health = fleet.TargetHealth();
             var targets = fleet.Fleet.Gateway.Models.Select(m => health.TryGetValue(m.Name, out var h)
                 ? new TargetInfo(m.Name, m.Provider, h.ConsecutiveFailures, h.CoolingUntil, h.MsPerToken)
                 : new TargetInfo(m.Name, m.Provider, 0, null, null)).ToList();
@@ -101,7 +100,7 @@ internal static class AdminEndpoints
         return endpoints;
     }
 
-    private static async Task<IResult> IssueKeyAsync(HttpContext context, AgentKeyRing keys, FleetState fleet)
+    private static async Task<IResult> IssueKeyAsync(HttpContext context, AgentKeyRing keys, LiveFleet fleet)
     {
         IssueKeyRequest? request;
         try

@@ -21,7 +21,7 @@ public sealed record FleetApplyResult(IReadOnlyList<string> Errors, IReadOnlyLis
 /// version they started with; spend, counters, cache, target health and keys carry over (they live outside the snapshot).
 /// An invalid fleet changes nothing. Applies are serialised; a plan never waits.
 /// </summary>
-public sealed partial class FleetApplier(FleetState fleet, IFleetRevisionStore revisions, TimeProvider time, ILogger<FleetApplier> logger)
+public sealed partial class FleetApplier(LiveFleet fleet, IFleetRevisionStore revisions, TimeProvider time, ILogger<FleetApplier> logger)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile string? _yaml;

@@ -1,7 +1,6 @@
 using Flotilla.Gateway;
 using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Identity;
 using Flotilla.Fleet;
 using Flotilla.Gateway.Telemetry;
 using Flotilla.Gateway.Traces;
@@ -106,7 +105,7 @@ public sealed class FlotillaServer : IAsyncDisposable
         options.ConfigureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
-        app.Services.GetRequiredService<GatewayMetrics>().Observe(app.Services.GetRequiredService<FleetState>(), app.Services.GetRequiredService<TraceWriter>());
+        app.Services.GetRequiredService<GatewayMetrics>().Observe(app.Services.GetRequiredService<LiveFleet>(), app.Services.GetRequiredService<TraceWriter>());
         app.Use(async (context, next) =>
         {
             // Last line of defence: whatever escapes a handler becomes a JSON error, never a crash or an HTML page.
@@ -139,7 +138,7 @@ public sealed class FlotillaServer : IAsyncDisposable
             // from the usage buckets: a restart forgets nothing.
             await app.Services.GetRequiredService<TraceWriter>().ReplayJournalAtStartAsync(cancellationToken);
             await app.Services.GetRequiredService<FleetApplier>().InitializeAsync(options.FleetYaml, cancellationToken);
-            await Gateway.Budgets.BudgetRestore.RestoreAsync(app.Services.GetRequiredService<FleetState>().Current.Budgets,
+            await BudgetRestore.RestoreAsync(app.Services.GetRequiredService<LiveFleet>().Current.Budgets,
                 app.Services.GetRequiredService<IUsageStore>(), app.Services.GetRequiredService<IAlertStore>(), options.Time, cancellationToken);
             await app.StartAsync(cancellationToken);
 
@@ -199,7 +198,7 @@ public sealed class FlotillaServer : IAsyncDisposable
         if (otlp is not null)
         {
             var endpoint = new Uri(otlp.ToString().TrimEnd('/') + "/v1/traces");
-            builder.WithTracing(tracing => tracing.AddSource(GatewayActivity.SourceName).AddOtlpExporter(exporter =>
+            builder.WithTracing(tracing => tracing.AddSource(CallTracing.SourceName).AddOtlpExporter(exporter =>
             {
                 exporter.Endpoint = endpoint;
                 exporter.Protocol = OtlpExportProtocol.HttpProtobuf;

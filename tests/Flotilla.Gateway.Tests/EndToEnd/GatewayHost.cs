@@ -210,7 +210,7 @@ internal sealed class GatewayHost : IAsyncDisposable
     /// </summary>
     public async Task AlertsSettledAsync(Action? tick = null)
     {
-        var alerts = Server.Services.GetRequiredService<Flotilla.Gateway.Alerts.AlertDispatcher>();
+        var alerts = Server.Services.GetRequiredService<AlertDispatcher>();
         var deadline = DateTime.UtcNow + TraceWait;
         while (!alerts.IsSettled)
         {

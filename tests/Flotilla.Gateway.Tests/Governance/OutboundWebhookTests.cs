@@ -1,5 +1,5 @@
 using System.Net;
-using Flotilla.Gateway.Providers;
+using Flotilla.Governance.Http;
 using Flotilla.Gateway.Tests.EndToEnd;
 using Flotilla.Testing;
 using Microsoft.AspNetCore.Builder;
@@ -84,12 +84,12 @@ public sealed class OutboundWebhookTests
     [Fact]
     public void The_webhook_client_ignores_proxy_variables_and_redirects_and_bounds_what_it_buffers()
     {
-        using var handler = UpstreamHttp.CreateWebhookHandler();
+        using var handler = OutboundHttp.CreateWebhookHandler();
         handler.UseProxy.ShouldBeFalse();
         handler.AllowAutoRedirect.ShouldBeFalse();
         handler.UseCookies.ShouldBeFalse();
-        using var client = UpstreamHttp.CreateWebhookClient(TimeSpan.FromSeconds(5));
-        client.MaxResponseContentBufferSize.ShouldBe(UpstreamHttp.MaxWebhookAnswerBytes);
+        using var client = OutboundHttp.CreateWebhookClient(TimeSpan.FromSeconds(5));
+        client.MaxResponseContentBufferSize.ShouldBe(OutboundHttp.MaxWebhookAnswerBytes);
         client.Timeout.ShouldBe(TimeSpan.FromSeconds(5));
     }
 

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Tests.Fakes;
 using Flotilla.Storage.Keys;
 using Microsoft.Extensions.Time.Testing;

@@ -1,15 +1,11 @@
 using System.Text;
 using Flotilla.Fleet.Loading;
-using Flotilla.Gateway.Alerts;
-using Flotilla.Gateway.Budgets;
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Guardrails;
-using Flotilla.Gateway.Identity;
 using Flotilla.Gateway.Pipeline;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
-using Flotilla.Gateway.RateLimiting;
 using Flotilla.Storage.Alerts;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -77,12 +73,12 @@ public sealed class PolicyStepTests
               budgets:
                 - { applies_per: agent, limit: 100/day }
             """);
-        var budgets = new BudgetStep(new AlertDispatcher(new NullAlertStore(), fleet, Time, NullLogger<AlertDispatcher>.Instance), Time);
+        var budgets = new BudgetStep(new AlertDispatcher(new NullAlertStore(), fleet.Live, Time, NullLogger<AlertDispatcher>.Instance), Time);
 
         var call = Call(fleet);
         call.EstimatedInputTokens = 20;
         call.MaxOutputTokens = 10;
-        budgets.Acquire(call);
+        budgets.Acquire(call, AtOneDollarPerToken);
         fleet.Current.Budgets.Status().Single().ReservedUsd.ShouldBe(30m);
 
         call.CostUsd = 12m;
@@ -94,7 +90,7 @@ public sealed class PolicyStepTests
         var failed = Call(fleet);
         failed.EstimatedInputTokens = 20;
         failed.MaxOutputTokens = 10;
-        budgets.Acquire(failed);
+        budgets.Acquire(failed, AtOneDollarPerToken);
         budgets.Settle(failed);
         status = fleet.Current.Budgets.Status().Single();
         (status.SpentUsd, status.ReservedUsd).ShouldBe((12m, 0m));
@@ -103,7 +99,7 @@ public sealed class PolicyStepTests
         var big = Call(fleet);
         big.EstimatedInputTokens = 80;
         big.MaxOutputTokens = 10;
-        var refused = Should.Throw<GatewayException>(() => budgets.Acquire(big));
+        var refused = Should.Throw<GatewayException>(() => budgets.Acquire(big, AtOneDollarPerToken));
         refused.Code.ShouldBe("budget_exceeded");
         refused.RetryAfterSeconds.ShouldNotBeNull();
     }
@@ -147,6 +143,8 @@ public sealed class PolicyStepTests
         (await Should.ThrowAsync<GatewayException>(async () => await GuardrailSteps.InputAsync(injected, CancellationToken.None))).Code.ShouldBe("guardrail_blocked");
         injected.Verdicts!.ShouldContain(v => v.Guardrail == "prompt-injection" && v.Outcome == "blocked");
     }
+
+    private static decimal AtOneDollarPerToken(GovernedCall call) => call.EstimatedInputTokens + call.MaxOutputTokens;
 
     private sealed class NullAlertStore : IAlertStore
     {

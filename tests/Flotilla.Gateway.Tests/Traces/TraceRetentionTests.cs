@@ -59,8 +59,7 @@ public sealed class TraceRetentionTests : IDisposable
         var loaded = FleetLoader.Parse(yaml, "fleet.yaml");
         loaded.IsValid.ShouldBeTrue(string.Join("\n", loaded.Errors));
         var time = new FakeTimeProvider(Now);
-        var fleet = new FleetState(loaded.Fleet!, new HttpMessageInvoker(new HttpClientHandler()), time);
-        return new TraceRetention(traces, usage, fleet, time, NullLogger<TraceRetention>.Instance);
+        return new TraceRetention(traces, usage, new LiveFleet(loaded.Fleet!, time), time, NullLogger<TraceRetention>.Instance);
     }
 
     private static TraceRecord Trace(string id, DateTimeOffset at) => new()

@@ -1,4 +1,3 @@
-using Flotilla.Gateway.Alerts;
 using Flotilla.Gateway.Traces;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Traces;

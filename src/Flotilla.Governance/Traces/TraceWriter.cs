@@ -1,10 +1,10 @@
 using System.Threading.Channels;
-using Flotilla.Gateway.Alerts;
+using Flotilla.Governance.Alerts;
 using Flotilla.Storage.Traces;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Flotilla.Gateway.Traces;
+namespace Flotilla.Governance.Traces;
 
 /// <summary>
 /// Takes traces off the request path: requests enqueue into a bounded channel, one background loop writes batches.
@@ -13,7 +13,7 @@ namespace Flotilla.Gateway.Traces;
 /// callers wait for room (backpressure) rather than lose a trace. While the store is failing the writer reports unhealthy
 /// (<c>/readyz</c> answers 503) and raises one alert; the journal is replayed into the store as soon as a write succeeds.
 /// </summary>
-internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journal, AlertDispatcher alerts, TimeProvider time, ILogger<TraceWriter> logger)
+public sealed partial class TraceWriter(ITraceStore store, TraceJournal journal, AlertDispatcher alerts, TimeProvider time, ILogger<TraceWriter> logger)
     : BackgroundService
 {
     private const int Capacity = 32_768;
@@ -252,4 +252,4 @@ internal sealed partial class TraceWriter(ITraceStore store, TraceJournal journa
 }
 
 /// <summary>The trace store has been refusing writes since <paramref name="Since"/>; <paramref name="Held"/> traces wait in memory.</summary>
-internal sealed record StoreFailure(DateTimeOffset Since, string Error, int Held, bool JournalFailing);
+public sealed record StoreFailure(DateTimeOffset Since, string Error, int Held, bool JournalFailing);

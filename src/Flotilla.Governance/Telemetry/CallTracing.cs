@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http;
 
-namespace Flotilla.Gateway.Telemetry;
+namespace Flotilla.Governance.Telemetry;
 
 /// <summary>
 /// Spans for governed calls on the activity source <see cref="SourceName"/>: one per call (a server span named
@@ -10,18 +10,18 @@ namespace Flotilla.Gateway.Telemetry;
 /// the fleet or <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> says where. A caller's W3C <c>traceparent</c> is the parent, and the call's
 /// trace id is <c>X-Flotilla-Trace-Id</c>, so Flotilla's trace store and the caller's tracing backend share one id.
 /// </summary>
-public static class GatewayActivity
+public static class CallTracing
 {
     public const string SourceName = "Flotilla.Gateway";
 
-    internal static readonly ActivitySource Source = new(SourceName);
+    public static readonly ActivitySource Source = new(SourceName);
 
     /// <summary>
     /// Starts the call's span, parented on the caller's <c>traceparent</c> when it sent a valid one, and returns it with the
     /// call's trace id. With no exporter listening, a caller's trace context is still made current (so it reaches upstreams)
     /// and its trace id kept; without one either, the trace id is random.
     /// </summary>
-    internal static (Activity? Activity, string TraceId) StartCall(IHeaderDictionary? headers, string operation)
+    public static (Activity? Activity, string TraceId) StartCall(IHeaderDictionary? headers, string operation)
     {
         var hasParent = headers is not null && headers.TryGetValue("traceparent", out var traceparent)
             && ActivityContext.TryParse(traceparent.ToString(), headers.TryGetValue("tracestate", out var state) ? state.ToString() : null, isRemote: true, out var parent);
@@ -52,7 +52,7 @@ public static class GatewayActivity
     }
 
     /// <summary>A client span around one upstream attempt, when anything listens.</summary>
-    internal static Activity? StartAttempt(string operation, string target, string upstreamModel, string provider)
+    public static Activity? StartAttempt(string operation, string target, string upstreamModel, string provider)
     {
         if (!Source.HasListeners())
         {

@@ -1,25 +1,28 @@
-using Flotilla.Gateway.Alerts;
-using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Pipeline;
+using Flotilla.Governance.Alerts;
+using Flotilla.Governance.Calls;
+using Flotilla.Governance.Errors;
 
-namespace Flotilla.Gateway.Budgets;
+namespace Flotilla.Governance.Budgets;
 
 /// <summary>
 /// The budget policy on the governed path: reserve the worst case before dispatch (or refuse with 429), settle the actual
 /// cost after, and raise the alerts either step crosses.
 /// </summary>
-internal sealed class BudgetStep(AlertDispatcher alerts, TimeProvider time)
+public sealed class BudgetStep(AlertDispatcher alerts, TimeProvider time)
 {
-    public void Acquire(ModelCall call)
+    /// <summary>
+    /// Reserves <paramref name="worstCase"/> (asked for only when a budget applies: a model call prices its estimate at the
+    /// dearest target of its route) against every matching rule, or refuses with 429 and Retry-After.
+    /// </summary>
+    public void Acquire(GovernedCall call, Func<GovernedCall, decimal> worstCase)
     {
-        var ledger = call.Runtime.Budgets;
+        var ledger = call.Snapshot.Budgets;
         if (ledger.Rules.Count == 0)
         {
             return;
         }
 
-        var worstCase = call.Route!.Members.Max(m => m.Model.Config.Price.Cost(call.EstimatedInputTokens, call.MaxOutputTokens));
-        var decision = ledger.TryReserve(call.Subject, worstCase);
+        var decision = ledger.TryReserve(call.Subject, worstCase(call));
         call.Budget = decision;
         foreach (var note in decision.AuditNotes ?? [])
         {
@@ -43,15 +46,15 @@ internal sealed class BudgetStep(AlertDispatcher alerts, TimeProvider time)
     }
 
     /// <summary>Always runs: a failed call releases its reservation; spend counts what was actually used.</summary>
-    public void Settle(ModelCall call)
+    public void Settle(GovernedCall call)
     {
         if (call.Budget is { IsAllowed: true } decision)
         {
-            Raise(call, call.Runtime.Budgets.Settle(decision, call.CostUsd));
+            Raise(call, call.Snapshot.Budgets.Settle(decision, call.CostUsd));
         }
     }
 
-    private void Raise(ModelCall call, IReadOnlyList<BudgetAlert> crossed)
+    private void Raise(GovernedCall call, IReadOnlyList<BudgetAlert> crossed)
     {
         foreach (var alert in crossed)
         {

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using Flotilla.Fleet;
-using Flotilla.Gateway.Policy;
+using Flotilla.Governance.Policy;
 
-namespace Flotilla.Gateway.Budgets;
+namespace Flotilla.Governance.Budgets;
 
 /// <summary>
 /// Spend per <c>budgets</c> rule and key, in the rule's current UTC window. Before a call, a worst-case reservation
@@ -11,7 +11,7 @@ namespace Flotilla.Gateway.Budgets;
 /// actual cost. Concurrent calls therefore cannot overshoot a budget by more than one call's underestimate.
 /// Thresholds in <c>alert_at</c> fire once per window.
 /// </summary>
-internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, IBudgetAccounts accounts, TimeProvider time)
+public sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, IBudgetAccounts accounts, TimeProvider time)
 {
     public IReadOnlyList<BudgetRule> Rules => rules;
 
@@ -106,7 +106,7 @@ internal sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, IBudgetAccou
 /// accounts, so spend, reservations and alerted thresholds carry over. In memory here; a shared store (Redis) can
 /// implement the same two members for several replicas.
 /// </summary>
-internal interface IBudgetAccounts
+public interface IBudgetAccounts
 {
     IBudgetAccount For(string rule, string key);
 
@@ -114,7 +114,7 @@ internal interface IBudgetAccounts
 }
 
 /// <summary>One rule's spend for one key in its current window. The rule is passed in, so a changed limit applies at once.</summary>
-internal interface IBudgetAccount
+public interface IBudgetAccount
 {
     string Key { get; }
 
@@ -136,7 +136,7 @@ internal interface IBudgetAccount
 }
 
 /// <summary>The in-memory accounts of one process.</summary>
-internal sealed class BudgetAccounts : IBudgetAccounts
+public sealed class BudgetAccounts : IBudgetAccounts
 {
     private readonly ConcurrentDictionary<(string Rule, string Key), Account> _accounts = new();
 
@@ -279,7 +279,7 @@ internal sealed class BudgetAccounts : IBudgetAccounts
 }
 
 /// <summary>The budget verdict for one call: the reservations held, or why it was refused.</summary>
-internal sealed record BudgetDecision(
+public sealed record BudgetDecision(
     bool IsAllowed, string? Reason, DateTimeOffset? ResetsAt, IReadOnlyList<(BudgetRule Rule, IBudgetAccount Account)> Accounts, decimal ReservedUsd,
     IReadOnlyList<string>? AuditNotes)
 {
@@ -293,8 +293,8 @@ internal sealed record BudgetDecision(
 }
 
 /// <summary>A threshold crossed: fires once per window.</summary>
-internal sealed record BudgetAlert(BudgetRule Rule, string Key, int Threshold, decimal SpentUsd, DateTimeOffset WindowStart, DateTimeOffset WindowEnd, DateTimeOffset At);
+public sealed record BudgetAlert(BudgetRule Rule, string Key, int Threshold, decimal SpentUsd, DateTimeOffset WindowStart, DateTimeOffset WindowEnd, DateTimeOffset At);
 
 /// <summary>One account's state, for the admin API.</summary>
-internal sealed record BudgetStatus(string AppliesPer, string Key, decimal LimitUsd, string Window, decimal SpentUsd, decimal ReservedUsd,
+public sealed record BudgetStatus(string AppliesPer, string Key, decimal LimitUsd, string Window, decimal SpentUsd, decimal ReservedUsd,
     DateTimeOffset WindowStart, DateTimeOffset ResetsAt, string Mode, string Rule);

@@ -1,15 +1,15 @@
-using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Pipeline;
+using Flotilla.Governance.Calls;
+using Flotilla.Governance.Errors;
 
-namespace Flotilla.Gateway.RateLimiting;
+namespace Flotilla.Governance.RateLimiting;
 
 /// <summary>The rate-limit policy on the governed path: count the call before it goes out, correct its tokens after.</summary>
-internal static class RateLimitStep
+public static class RateLimitStep
 {
     /// <summary>Counts one request and the estimated tokens against every matching rule, or refuses with 429 and Retry-After.</summary>
-    public static void Acquire(ModelCall call)
+    public static void Acquire(GovernedCall call)
     {
-        var decision = call.Runtime.RateLimits.TryAcquire(call.Subject, call.EstimatedTokens);
+        var decision = call.Snapshot.RateLimits.TryAcquire(call.Subject, call.EstimatedTokens);
         call.RateLimit = decision;
         if (!decision.IsAllowed)
         {
@@ -20,12 +20,12 @@ internal static class RateLimitStep
         }
     }
 
-    /// <summary>Replaces the token estimate with what the call used (nothing for a cache hit).</summary>
-    public static void Settle(ModelCall call)
+    /// <summary>Replaces the token estimate with what the call used.</summary>
+    public static void Settle(GovernedCall call)
     {
         if (call.RateLimit is { IsAllowed: true } decision)
         {
-            call.Runtime.RateLimits.Reconcile(decision, call.EstimatedTokens, call.CacheState == "hit" ? 0 : call.Usage.Total);
+            call.Snapshot.RateLimits.Reconcile(decision, call.EstimatedTokens, call.ActualTokens);
         }
     }
 }

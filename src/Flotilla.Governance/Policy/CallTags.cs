@@ -1,13 +1,13 @@
 using Flotilla.Fleet;
-using Flotilla.Gateway.Errors;
+using Flotilla.Governance.Errors;
 
-namespace Flotilla.Gateway.Policy;
+namespace Flotilla.Governance.Policy;
 
 /// <summary>
 /// The rules for a call's tags (<c>X-Flotilla-Metadata</c> over HTTP, a dictionary in process): they are stored, rolled up
 /// into cost reports and shown to operators, so they are few, short and plain text.
 /// </summary>
-internal static class CallTags
+public static class CallTags
 {
     public const int MaxTags = 32;
     public const int MaxKeyLength = 64;

@@ -1,9 +1,10 @@
+using Flotilla.Governance.Fleet;
 using Flotilla.Storage.Traces;
 using Flotilla.Storage.Usage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Flotilla.Gateway.Traces;
+namespace Flotilla.Governance.Traces;
 
 /// <summary>
 /// Prunes old records once an hour (and once shortly after start): traces older than <c>gateway.traces.retention</c>,
@@ -11,7 +12,7 @@ namespace Flotilla.Gateway.Traces;
 /// from them), and minute buckets older than two days (they serve only short windows). Deletes in small chunks off the
 /// request path, so the trace writer never waits long for the database.
 /// </summary>
-internal sealed partial class TraceRetention(ITraceStore traces, IUsageStore usage, FleetState fleet, TimeProvider time, ILogger<TraceRetention> logger)
+public sealed partial class TraceRetention(ITraceStore traces, IUsageStore usage, LiveFleet fleet, TimeProvider time, ILogger<TraceRetention> logger)
     : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromHours(1);

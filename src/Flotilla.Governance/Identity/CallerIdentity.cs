@@ -1,6 +1,6 @@
 using Flotilla.Fleet;
 
-namespace Flotilla.Gateway.Identity;
+namespace Flotilla.Governance.Identity;
 
 /// <summary>Who is calling: the registered agent behind the presented key (or, in process, the agent named by the caller).</summary>
-internal sealed record CallerIdentity(AgentConfig Agent, string KeyId);
+public sealed record CallerIdentity(AgentConfig Agent, string KeyId);

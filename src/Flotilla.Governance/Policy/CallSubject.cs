@@ -1,4 +1,4 @@
-namespace Flotilla.Gateway.Policy;
+namespace Flotilla.Governance.Policy;
 
 /// <summary>
 /// Who and what a call is about, as the fleet-level policies see it. <c>applies_per</c> in a budget or rate-limit rule
@@ -6,7 +6,7 @@ namespace Flotilla.Gateway.Policy;
 /// asked for, virtual or not; <c>virtual_model</c> is a synonym) or <c>metadata.KEY</c> (a tag from X-Flotilla-Metadata;
 /// a call without that tag is not subject to the rule).
 /// </summary>
-internal readonly record struct CallSubject(string Agent, string Team, string Model, IReadOnlyDictionary<string, string>? Metadata)
+public readonly record struct CallSubject(string Agent, string Team, string Model, IReadOnlyDictionary<string, string>? Metadata)
 {
     public string? KeyFor(string appliesPer) => appliesPer switch
     {

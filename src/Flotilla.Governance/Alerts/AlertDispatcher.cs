@@ -4,20 +4,22 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
 using System.Threading.Channels;
-using Flotilla.Gateway.Budgets;
+using Flotilla.Governance.Budgets;
+using Flotilla.Governance.Fleet;
+using Flotilla.Governance.Http;
 using Flotilla.Storage.Alerts;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Flotilla.Gateway.Alerts;
+namespace Flotilla.Governance.Alerts;
 
 /// <summary>
 /// Takes alerts off the request path: stores each one, then posts it to the fleet's alert webhook when one is
 /// configured, with retries (1 s, 2 s, 4 s, 8 s) and a 5 s timeout per try. A slow or failing webhook never slows a call.
 /// </summary>
-internal sealed partial class AlertDispatcher(IAlertStore store, FleetState fleet, TimeProvider time, ILogger<AlertDispatcher> logger) : BackgroundService
+public sealed partial class AlertDispatcher(IAlertStore store, LiveFleet fleet, TimeProvider time, ILogger<AlertDispatcher> logger) : BackgroundService
 {
-    private static readonly HttpClient Webhook = Providers.UpstreamHttp.CreateWebhookClient(TimeSpan.FromSeconds(5));
+    private static readonly HttpClient Webhook = OutboundHttp.CreateWebhookClient(TimeSpan.FromSeconds(5));
     private readonly Channel<AlertRecord> _channel = Channel.CreateBounded<AlertRecord>(new BoundedChannelOptions(10_000)
     {
         SingleReader = true,
@@ -186,9 +188,9 @@ internal sealed partial class AlertDispatcher(IAlertStore store, FleetState flee
     private static partial void LogDeliveryRetry(ILogger logger, string id, string reason, int attempt);
 }
 
-internal sealed record WebhookPayload(string Id, string Kind, DateTimeOffset At, string Message, string? AppliesPer, string? Key, int? Threshold,
+public sealed record WebhookPayload(string Id, string Kind, DateTimeOffset At, string Message, string? AppliesPer, string? Key, int? Threshold,
     decimal? SpentUsd, decimal? LimitUsd, DateTimeOffset? WindowStart, DateTimeOffset? WindowEnd);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(WebhookPayload))]
-internal sealed partial class AlertJson : JsonSerializerContext;
+public sealed partial class AlertJson : JsonSerializerContext;

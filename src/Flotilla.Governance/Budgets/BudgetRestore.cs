@@ -1,13 +1,13 @@
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Usage;
 
-namespace Flotilla.Gateway.Budgets;
+namespace Flotilla.Governance.Budgets;
 
 /// <summary>
 /// Brings budget spend back after a restart: spend in each rule's current window is summed from the usage buckets
 /// (written with the traces), and thresholds already alerted in that window are not alerted again.
 /// </summary>
-internal static class BudgetRestore
+public static class BudgetRestore
 {
     public static async Task RestoreAsync(BudgetLedger ledger, IUsageStore usage, IAlertStore alerts, TimeProvider time, CancellationToken cancellationToken)
     {

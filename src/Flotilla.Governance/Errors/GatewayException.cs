@@ -1,4 +1,4 @@
-namespace Flotilla.Gateway.Errors;
+namespace Flotilla.Governance.Errors;
 
 /// <summary>
 /// An error a caller can meet, with a stable code. Rendered as OpenAI error JSON:

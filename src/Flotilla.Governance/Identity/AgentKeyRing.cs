@@ -4,13 +4,13 @@ using System.Security.Cryptography;
 using System.Text;
 using Flotilla.Storage.Keys;
 
-namespace Flotilla.Gateway.Identity;
+namespace Flotilla.Governance.Identity;
 
 /// <summary>
 /// Agent keys, held in memory as SHA-256 hashes only (keys are 192-bit random, so a fast hash is the right tool; a slow
 /// password hash would only cost latency). The durable copy is the key store; this is the hot-path lookup.
 /// </summary>
-internal sealed class AgentKeyRing(IAgentKeyStore store, TimeProvider time)
+public sealed class AgentKeyRing(IAgentKeyStore store, TimeProvider time)
 {
     public const string KeyPrefix = "flt_";
     private readonly ConcurrentDictionary<KeyHash, AgentKeyRecord> _byHash = new();

@@ -1,9 +1,9 @@
 using System.Text.RegularExpressions;
 
-namespace Flotilla.Gateway.Traces;
+namespace Flotilla.Governance.Traces;
 
 /// <summary>Removes credential-shaped text from messages before they are stored or logged (upstreams sometimes echo keys).</summary>
-internal static partial class SecretScrubber
+public static partial class SecretScrubber
 {
     public static string? Scrub(string? text) => text is null ? null : Credential().Replace(text, "[redacted]");
 

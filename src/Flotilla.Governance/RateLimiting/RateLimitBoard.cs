@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using Flotilla.Fleet;
-using Flotilla.Gateway.Policy;
+using Flotilla.Governance.Policy;
 
-namespace Flotilla.Gateway.RateLimiting;
+namespace Flotilla.Governance.RateLimiting;
 
 /// <summary>
 /// Requests and tokens per minute, hour and day for every <c>rate_limits</c> rule, counted in memory with a sliding
@@ -10,7 +10,7 @@ namespace Flotilla.Gateway.RateLimiting;
 /// smooth at window edges, two numbers per key. Tokens are counted as estimated before a call and corrected to the
 /// actual count after it.
 /// </summary>
-internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimitCounters counters, TimeProvider time)
+public sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimitCounters counters, TimeProvider time)
 {
     public IReadOnlyList<RateLimitRule> Rules => rules;
 
@@ -104,13 +104,13 @@ internal sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLi
 /// requests or tokens. Not tied to a rule's position in the file: two rules that count the same thing share a counter, and
 /// an apply that changes a limit keeps the count.
 /// </summary>
-internal readonly record struct RateCounterKey(string AppliesPer, string Key, TimeSpan Window, bool Tokens);
+public readonly record struct RateCounterKey(string AppliesPer, string Key, TimeSpan Window, bool Tokens);
 
 /// <summary>
 /// The counters behind rate limits. They outlive any one version of the fleet. In memory here; a shared store (Redis) can
 /// implement the same two members for several replicas.
 /// </summary>
-internal interface IRateLimitCounters
+public interface IRateLimitCounters
 {
     /// <summary>Counts <paramref name="amount"/> and returns null when it fits under <paramref name="limit"/>; otherwise counts nothing and returns how long until it would.</summary>
     TimeSpan? TryAdd(in RateCounterKey key, DateTimeOffset now, long amount, long limit);
@@ -120,7 +120,7 @@ internal interface IRateLimitCounters
 }
 
 /// <summary>The in-memory counters of one process.</summary>
-internal sealed class RateLimitCounters : IRateLimitCounters
+public sealed class RateLimitCounters : IRateLimitCounters
 {
     private readonly ConcurrentDictionary<RateCounterKey, SlidingCounter> _counters = new();
 
@@ -202,7 +202,7 @@ internal sealed class RateLimitCounters : IRateLimitCounters
 }
 
 /// <summary>Whether a call may go ahead; when not, how long to wait and why.</summary>
-internal sealed record RateLimitDecision(bool IsAllowed, TimeSpan RetryAfter, string? Reason, IReadOnlyList<RateCounterKey>? TokenCounters)
+public sealed record RateLimitDecision(bool IsAllowed, TimeSpan RetryAfter, string? Reason, IReadOnlyList<RateCounterKey>? TokenCounters)
 {
     public static RateLimitDecision Allowed { get; } = new(true, TimeSpan.Zero, null, null);
 }

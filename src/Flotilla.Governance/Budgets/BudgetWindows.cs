@@ -1,9 +1,9 @@
 using Flotilla.Fleet;
 
-namespace Flotilla.Gateway.Budgets;
+namespace Flotilla.Governance.Budgets;
 
 /// <summary>Budget windows aligned to UTC boundaries: the minute, hour, day, ISO week (from Monday) or month a time falls in.</summary>
-internal static class BudgetWindows
+public static class BudgetWindows
 {
     public static DateTimeOffset StartOf(BudgetWindow window, DateTimeOffset time)
     {
