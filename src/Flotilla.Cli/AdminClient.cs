@@ -32,17 +32,7 @@ internal sealed class AdminClient(Uri server, string token) : IDisposable
             request.Content = new StringContent(json, Encoding.UTF8, "application/json");
         }
 
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.SendAsync(request, cancellationToken);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new CliException($"cannot reach the Flotilla server at {server} ({e.Message}); is `./flotilla serve` running? (--server URL)");
-        }
-
-        using (response)
+        using var response = await SendCoreAsync(request, cancellationToken);
         {
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (!response.IsSuccessStatusCode)
@@ -78,17 +68,7 @@ internal sealed class AdminClient(Uri server, string token) : IDisposable
             request.Headers.TryAddWithoutValidation(name, value);
         }
 
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.SendAsync(request, cancellationToken);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new CliException($"cannot reach the Flotilla server at {server} ({e.Message}); is `./flotilla serve` running? (--server URL)");
-        }
-
-        using (response)
+        using var response = await SendCoreAsync(request, cancellationToken);
         {
             var body = await response.Content.ReadAsStringAsync(cancellationToken);
             try
@@ -99,6 +79,18 @@ internal sealed class AdminClient(Uri server, string token) : IDisposable
             {
                 throw new CliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {body}");
             }
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendCoreAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _http.SendAsync(request, cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new CliException($"cannot reach the Flotilla server at {server} ({e.Message}); is `./flotilla serve` running? (--server URL)");
         }
     }
 

@@ -2,13 +2,7 @@ using System.Net;
 using Flotilla.Governance.Http;
 using Flotilla.Gateway.Tests.EndToEnd;
 using Flotilla.Testing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using static Flotilla.Gateway.Tests.Governance.GovernanceFleet;
 
@@ -25,8 +19,8 @@ public sealed class OutboundWebhookTests
     [Fact]
     public async Task A_guardrail_webhook_that_redirects_is_an_error_and_the_texts_never_reach_the_redirect_target()
     {
-        await using var elsewhere = await Site.StartAsync(context => { context.Response.StatusCode = 200; return context.Response.WriteAsync("""{"action":"allow"}"""); });
-        await using var hook = await Site.StartAsync(context => { context.Response.Redirect(elsewhere.Url.ToString(), permanent: false, preserveMethod: true); return Task.CompletedTask; });
+        await using var elsewhere = await LocalSite.StartAsync(context => { context.Response.StatusCode = 200; return context.Response.WriteAsync("""{"action":"allow"}"""); });
+        await using var hook = await LocalSite.StartAsync(context => { context.Response.Redirect(elsewhere.Url.ToString(), permanent: false, preserveMethod: true); return Task.CompletedTask; });
         await using var upstream = await FakeUpstream.StartAsync();
         await using var host = await GatewayHost.StartAsync(Priced(upstream, $$"""
             guardrails:
@@ -47,7 +41,7 @@ public sealed class OutboundWebhookTests
     public async Task A_guardrail_webhook_answer_over_the_size_limit_is_an_error()
     {
         var huge = new string(' ', 2 * 1024 * 1024) + """{"action":"allow"}""";
-        await using var hook = await Site.StartAsync(context => context.Response.WriteAsync(huge));
+        await using var hook = await LocalSite.StartAsync(context => context.Response.WriteAsync(huge));
         await using var upstream = await FakeUpstream.StartAsync();
         await using var host = await GatewayHost.StartAsync(Priced(upstream, $$"""
             guardrails:
@@ -63,8 +57,8 @@ public sealed class OutboundWebhookTests
     [Fact]
     public async Task An_alert_webhook_that_redirects_is_not_followed_and_the_alert_is_marked_failed()
     {
-        await using var elsewhere = await Site.StartAsync(context => { context.Response.StatusCode = 200; return Task.CompletedTask; });
-        await using var hook = await Site.StartAsync(context => { context.Response.Redirect(elsewhere.Url.ToString(), permanent: true, preserveMethod: true); return Task.CompletedTask; });
+        await using var elsewhere = await LocalSite.StartAsync(context => { context.Response.StatusCode = 200; return Task.CompletedTask; });
+        await using var hook = await LocalSite.StartAsync(context => { context.Response.Redirect(elsewhere.Url.ToString(), permanent: true, preserveMethod: true); return Task.CompletedTask; });
         await using var upstream = await FakeUpstream.StartAsync();
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 14, 12, 0, 0, TimeSpan.Zero));
         await using var host = await GatewayHost.StartAsync(Priced(upstream, $$"""
@@ -91,41 +85,5 @@ public sealed class OutboundWebhookTests
         using var client = OutboundHttp.CreateWebhookClient(TimeSpan.FromSeconds(5));
         client.MaxResponseContentBufferSize.ShouldBe(OutboundHttp.MaxWebhookAnswerBytes);
         client.Timeout.ShouldBe(TimeSpan.FromSeconds(5));
-    }
-
-    /// <summary>A one-route web server on 127.0.0.1 that counts requests.</summary>
-    private sealed class Site : IAsyncDisposable
-    {
-        private readonly WebApplication _app;
-        private int _requests;
-
-        private Site(WebApplication app) => _app = app;
-
-        public Uri Url { get; private set; } = null!;
-
-        public int Requests => Volatile.Read(ref _requests);
-
-        public static async Task<Site> StartAsync(Func<HttpContext, Task> respond)
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            builder.Logging.ClearProviders();
-            var app = builder.Build();
-            var site = new Site(app);
-            app.Run(context =>
-            {
-                Interlocked.Increment(ref site._requests);
-                return respond(context);
-            });
-            await app.StartAsync();
-            site.Url = new Uri(new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()), "/hook");
-            return site;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
     }
 }

@@ -3,13 +3,6 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Flotilla.Gateway.Tests.EndToEnd;
 using Flotilla.Testing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using static Flotilla.Gateway.Tests.Governance.GovernanceFleet;
 
 namespace Flotilla.Gateway.Tests.Telemetry;
@@ -92,7 +85,8 @@ public sealed partial class TelemetryTests
     [Fact]
     public async Task Spans_reach_an_otlp_receiver_under_the_callers_trace_id_which_is_also_the_header_and_the_upstreams_parent()
     {
-        await using var receiver = await OtlpReceiver.StartAsync();
+        // An OTLP/HTTP receiver: it keeps the raw protobuf bodies posted to /v1/traces.
+        await using var receiver = await LocalSite.StartAsync(context => { context.Response.ContentType = "application/x-protobuf"; return Task.CompletedTask; }, "/");
         var model = "traced-" + Guid.NewGuid().ToString("N")[..8];
         await using var primary = await FakeUpstream.StartAsync();
         await using var host = await GatewayHost.StartAsync(Fleet(primary, primary, model, $"  telemetry: {{ otlp_endpoint: \"{receiver.Url}\" }}"));
@@ -140,66 +134,4 @@ public sealed partial class TelemetryTests
 
     [GeneratedRegex(@"\}\s+(\S+)")]
     private static partial Regex SampleValue();
-
-    /// <summary>An OTLP/HTTP receiver on 127.0.0.1 that keeps the raw protobuf bodies posted to /v1/traces.</summary>
-    private sealed class OtlpReceiver : IAsyncDisposable
-    {
-        private readonly WebApplication _app;
-        private readonly List<byte[]> _bodies = [];
-
-        private OtlpReceiver(WebApplication app) => _app = app;
-
-        public Uri Url { get; private set; } = null!;
-
-        public static async Task<OtlpReceiver> StartAsync()
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            builder.Logging.ClearProviders();
-            var app = builder.Build();
-            var receiver = new OtlpReceiver(app);
-            app.MapPost("/v1/traces", async (HttpContext context) =>
-            {
-                using var buffer = new MemoryStream();
-                await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
-                lock (receiver._bodies)
-                {
-                    receiver._bodies.Add(buffer.ToArray());
-                }
-
-                context.Response.ContentType = "application/x-protobuf";
-            });
-            await app.StartAsync();
-            receiver.Url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-            return receiver;
-        }
-
-        public async Task<byte[]> WaitForAsync(Func<byte[], bool> match)
-        {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (true)
-            {
-                lock (_bodies)
-                {
-                    if (_bodies.FirstOrDefault(match) is { } body)
-                    {
-                        return body;
-                    }
-                }
-
-                if (DateTime.UtcNow > deadline)
-                {
-                    throw new TimeoutException($"no span with the trace id reached the receiver ({_bodies.Count} exports)");
-                }
-
-                await Task.Delay(50);
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
-    }
 }
