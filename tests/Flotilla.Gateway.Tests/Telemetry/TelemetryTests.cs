@@ -53,14 +53,15 @@ public sealed partial class TelemetryTests
         var text = await anonymous.GetStringAsync("/metrics", Ct);
         var mine = text.Split('\n').Where(l => l.Contains($"gen_ai_request_model=\"{model}\"", StringComparison.Ordinal)).ToList();
 
-        Value(mine, "flotilla_calls_total", "flotilla_outcome=\"ok\"", $"flotilla_target=\"{model}-a\"").ShouldBe(3);
-        Value(mine, "flotilla_calls_total", "flotilla_outcome=\"ok\"", $"flotilla_target=\"{model}-b\"").ShouldBe(1);
+        Value(mine, "flotilla_calls_total", "flotilla_outcome=\"ok\"", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(3);
+        Value(mine, "flotilla_calls_total", "flotilla_outcome=\"ok\"", $"gen_ai_response_model=\"{model}-b\"").ShouldBe(1);
         Value(mine, "flotilla_fallbacks_total", $"gen_ai_response_model=\"{model}-b\"").ShouldBe(1);
         // The fake answers 12 tokens in and 7 out; at $0.50 a token a call costs $9.50.
         Value(mine, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"input\"", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(36);
         Value(mine, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"output\"", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(21);
         Value(mine, "gen_ai_client_token_usage_count", "gen_ai_token_type=\"input\"", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(3);
         Value(mine, "flotilla_cost_usd_total", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(28.5);
+        Value(mine, "flotilla_tokens_total", "gen_ai_token_type=\"output\"", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(21);
         Value(mine, "gen_ai_client_operation_duration_seconds_count", $"gen_ai_response_model=\"{model}-a\"").ShouldBe(3);
         mine.ShouldAllBe(l => l.Contains("flotilla_agent=\"tester\"", StringComparison.Ordinal));
 
