@@ -77,7 +77,7 @@ internal sealed class GatewayState(TimeProvider time, Action<string, DateTimeOff
     private readonly Lock _cacheLock = new();
     private ResponseCache? _cache;
 
-    public TargetHealthBoard Health { get; } = new(time, cooldownStarted);
+    public ITargetHealth Health { get; } = new TargetHealthBoard(time, cooldownStarted);
 
     /// <summary>The one response cache, made on first use and given the fleet's current settings (entries are kept).</summary>
     public IResponseCache CacheFor(CachingConfig config)
@@ -161,7 +161,7 @@ public sealed partial class FleetState
 
     internal GatewayState State => _state;
 
-    internal TargetHealthBoard Health => _state.Health;
+    internal ITargetHealth Health => _state.Health;
 
     /// <summary>Each model target's consecutive failures, cooldown end and time per output token, by model name.</summary>
     public IReadOnlyDictionary<string, TargetHealthSnapshot> TargetHealth() => _state.Health.Snapshot();

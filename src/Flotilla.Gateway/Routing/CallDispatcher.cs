@@ -36,13 +36,13 @@ internal sealed class DispatchResult(UpstreamReply reply, RoutedModel? target, L
 /// </summary>
 internal sealed class CallDispatcher
 {
-    private readonly TargetHealthBoard _health;
+    private readonly ITargetHealth _health;
     private readonly VirtualModelRouter _router;
     private readonly RoutingConfig _routing;
     private readonly TimeProvider _time;
     private readonly ResiliencePipeline<UpstreamReply> _retry;
 
-    public CallDispatcher(TargetHealthBoard health, RoutingConfig routing)
+    public CallDispatcher(ITargetHealth health, RoutingConfig routing)
     {
         _health = health;
         _router = new VirtualModelRouter(health);

@@ -4,16 +4,39 @@ using Flotilla.Fleet;
 namespace Flotilla.Gateway.Routing;
 
 /// <summary>
-/// What the gateway has recently seen of each model target: consecutive failures (for cooldown) and the time per output
-/// token (for the latency strategy). Kept across fleet reloads; keyed by model name.
+/// What the gateway has recently seen of each model target, keyed by model name: consecutive failures (for cooldown) and the
+/// time per output token (for the latency strategy). Outlives fleet changes. In memory here; a shared store (Redis) can
+/// implement the same members so that replicas cool a failing target down together.
 /// </summary>
-internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null)
+internal interface ITargetHealth
+{
+    TimeProvider Time { get; }
+
+    bool IsCoolingDown(string model);
+
+    /// <summary>Smoothed milliseconds per output token; NaN until measured.</summary>
+    double MsPerToken(string model);
+
+    void RecordSuccess(string model);
+
+    /// <summary>A failure that says something about the target (5xx, 429, no connection, timeout, garbage); not a caller's 4xx.</summary>
+    void RecordFailure(string model, CooldownConfig cooldown, TimeSpan? retryAfter);
+
+    void RecordLatency(string model, double milliseconds, long outputTokens);
+
+    IReadOnlyDictionary<string, TargetHealthSnapshot> Snapshot();
+}
+
+/// <summary>The in-memory target health of one process.</summary>
+internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null) : ITargetHealth
 {
     private readonly ConcurrentDictionary<string, TargetHealth> _targets = new(StringComparer.Ordinal);
 
     public TimeProvider Time => time;
 
     public TargetHealth For(string model) => _targets.GetOrAdd(model, static _ => new TargetHealth());
+
+    public double MsPerToken(string model) => _targets.TryGetValue(model, out var health) ? health.MsPerToken : double.NaN;
 
     public bool IsCoolingDown(string model) => _targets.TryGetValue(model, out var health) && health.CoolingUntil > time.GetUtcNow();
 

@@ -11,7 +11,7 @@ namespace Flotilla.Gateway.Routing;
 /// traffic evenly (targets not measured yet are included so they get measured); slower targets follow, fastest first.</item>
 /// </list>
 /// </summary>
-internal sealed class VirtualModelRouter(TargetHealthBoard health)
+internal sealed class VirtualModelRouter(ITargetHealth health)
 {
     public RouteMember[] Plan(Route route)
     {
@@ -51,13 +51,13 @@ internal sealed class VirtualModelRouter(TargetHealthBoard health)
 
     private RouteMember[] PlanByLatency(RouteMember[] members, double factor)
     {
-        var measured = members.Select(m => (Member: m, Speed: health.For(m.Model.Name).MsPerToken)).ToArray();
+        var measured = members.Select(m => (Member: m, Speed: health.MsPerToken(m.Model.Name))).ToArray();
         var fastest = measured.Where(m => !double.IsNaN(m.Speed)).Select(m => m.Speed).DefaultIfEmpty(double.NaN).Min();
         var candidates = measured.Where(m => double.IsNaN(m.Speed) || double.IsNaN(fastest) || m.Speed <= fastest * factor).Select(m => m.Member).ToList();
         var slower = measured.Where(m => !candidates.Contains(m.Member)).OrderBy(m => m.Speed).Select(m => m.Member);
         var first = candidates[Random.Shared.Next(candidates.Count)];
         var rest = candidates.Where(c => c != first)
-            .OrderBy(c => double.IsNaN(health.For(c.Model.Name).MsPerToken) ? double.MaxValue : health.For(c.Model.Name).MsPerToken);
+            .OrderBy(c => double.IsNaN(health.MsPerToken(c.Model.Name)) ? double.MaxValue : health.MsPerToken(c.Model.Name));
         return [first, .. rest, .. slower];
     }
 }
