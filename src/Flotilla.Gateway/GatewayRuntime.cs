@@ -72,12 +72,12 @@ internal sealed class GatewayRuntime
 /// Gateway state that outlives configuration: target health and the response cache. One per process; every
 /// <see cref="GatewayRuntime"/> reads and writes the same objects.
 /// </summary>
-internal sealed class GatewayState(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null)
+internal sealed class GatewayState(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null, Action<string>? cooldownEnded = null)
 {
     private readonly Lock _cacheLock = new();
     private ResponseCache? _cache;
 
-    public ITargetHealth Health { get; } = new TargetHealthBoard(time, cooldownStarted);
+    public ITargetHealth Health { get; } = new TargetHealthBoard(time, cooldownStarted, cooldownEnded);
 
     /// <summary>The one response cache, made on first use and given the fleet's current settings (entries are kept).</summary>
     public IResponseCache CacheFor(CachingConfig config)
@@ -123,6 +123,12 @@ public sealed partial class FleetState
             if (logger is not null)
             {
                 LogCooldown(logger, target, until);
+            }
+        }, target =>
+        {
+            if (logger is not null)
+            {
+                LogRecovered(logger, target);
             }
         });
         _current = new GatewayRuntime(live.Current, http, _state);
@@ -173,4 +179,8 @@ public sealed partial class FleetState
     [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information,
         Message = "Target {Target} is cooling down until {Until:u} after repeated failures; calls go to the next target of their plan")]
     private static partial void LogCooldown(Microsoft.Extensions.Logging.ILogger logger, string target, DateTimeOffset until);
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information,
+        Message = "Target {Target} answered again after its cooldown; it is back in rotation")]
+    private static partial void LogRecovered(Microsoft.Extensions.Logging.ILogger logger, string target);
 }

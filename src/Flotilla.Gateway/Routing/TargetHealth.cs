@@ -28,7 +28,10 @@ internal interface ITargetHealth
 }
 
 /// <summary>The in-memory target health of one process.</summary>
-internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null) : ITargetHealth
+/// <param name="cooldownStarted">Told when a target starts cooling down, with when it ends.</param>
+/// <param name="cooldownEnded">Told when a target that had cooled down answers again.</param>
+internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTimeOffset>? cooldownStarted = null, Action<string>? cooldownEnded = null)
+    : ITargetHealth
 {
     private readonly ConcurrentDictionary<string, TargetHealth> _targets = new(StringComparer.Ordinal);
 
@@ -40,7 +43,13 @@ internal sealed class TargetHealthBoard(TimeProvider time, Action<string, DateTi
 
     public bool IsCoolingDown(string model) => _targets.TryGetValue(model, out var health) && health.CoolingUntil > time.GetUtcNow();
 
-    public void RecordSuccess(string model) => For(model).RecordSuccess();
+    public void RecordSuccess(string model)
+    {
+        if (For(model).RecordSuccess())
+        {
+            cooldownEnded?.Invoke(model);
+        }
+    }
 
     /// <summary>A failure that says something about the target (5xx, 429, no connection, timeout, garbage); not a caller's 4xx.</summary>
     public void RecordFailure(string model, CooldownConfig cooldown, TimeSpan? retryAfter)
@@ -101,12 +110,15 @@ internal sealed class TargetHealth
         }
     }
 
-    public void RecordSuccess()
+    /// <summary>Resets the failure count; true when the target had cooled down (it is back in rotation).</summary>
+    public bool RecordSuccess()
     {
         lock (_lock)
         {
+            var recovered = _coolingUntil != DateTimeOffset.MinValue;
             _consecutiveFailures = 0;
             _coolingUntil = DateTimeOffset.MinValue;
+            return recovered;
         }
     }
 

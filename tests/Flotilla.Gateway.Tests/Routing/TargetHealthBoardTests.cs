@@ -44,6 +44,27 @@ public sealed class TargetHealthBoardTests
     }
 
     [Fact]
+    public void The_start_and_the_end_of_a_cooldown_are_each_told_once()
+    {
+        var started = new List<(string, DateTimeOffset)>();
+        var ended = new List<string>();
+        var board = new TargetHealthBoard(_time, (target, until) => started.Add((target, until)), ended.Add);
+        for (var i = 0; i < 4; i++)
+        {
+            board.RecordFailure("a", ThreeFailuresThirtySeconds, null);
+        }
+
+        board.RecordSuccess("b");
+        started.ShouldBe([("a", _time.GetUtcNow().AddSeconds(30))]);
+        ended.ShouldBeEmpty();
+
+        _time.Advance(TimeSpan.FromSeconds(31));
+        board.RecordSuccess("a");
+        board.RecordSuccess("a");
+        ended.ShouldBe(["a"]);
+    }
+
+    [Fact]
     public void A_success_between_failures_resets_the_count()
     {
         var board = new TargetHealthBoard(_time);
