@@ -39,7 +39,15 @@ internal sealed class GatewayRuntime
         Dispatcher = new CallDispatcher(health, fleet.Gateway.Routing);
         RequestTimeout = TimeSpan.FromMilliseconds(fleet.Gateway.Routing.RequestTimeoutMs);
         Cache = fleet.Gateway.Caching is { } caching ? state.CacheFor(caching) : null;
+        // Cached answers passed the output guardrails in force when they were stored; a fleet with other output guardrails
+        // must not be served them unchecked, so the guardrails are part of the cache namespace.
+        CacheScope = fleet.Gateway.Guardrails.LlmOutput.Count == 0 ? "" : "|out:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(string.Join("\n", fleet.Gateway.Guardrails.LlmOutput.Select(g =>
+                $"{g.Type}|{g.Name}|{g.Action}|{g.Threshold}|{g.Url}|{g.FailOpen}|{string.Join("\u0001", g.Patterns)}")))).AsSpan(0, 8));
     }
+
+    /// <summary>Added to every cache namespace: which output guardrails the cached answers passed.</summary>
+    public string CacheScope { get; }
 
     public FleetSnapshot Snapshot { get; }
 
@@ -153,6 +161,8 @@ public sealed partial class FleetState
 
             lock (_buildLock)
             {
+                // Read again under the lock: a slower thread must not put back a runtime for a snapshot already replaced.
+                snapshot = _live.Current;
                 if (!ReferenceEquals(_current.Snapshot, snapshot))
                 {
                     _current = new GatewayRuntime(snapshot, _http, _state);

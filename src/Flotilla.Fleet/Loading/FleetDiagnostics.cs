@@ -59,6 +59,9 @@ internal sealed partial class FleetDiagnostics(string file)
     /// <summary>Whether the text has the shape of a well-known credential (OpenAI, Anthropic, GitHub, AWS, Slack, Stripe, private keys).</summary>
     public static bool LooksLikeCredential(string text) => CredentialShape().IsMatch(text);
 
+    /// <summary><paramref name="text"/> with every credential-shaped run replaced by <c>[redacted]</c>.</summary>
+    public static string RedactCredentials(string text) => CredentialShape().Replace(text, "[redacted]");
+
     [GeneratedRegex(@"(sk-(ant-|proj-)?[A-Za-z0-9_\-]{20,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----)")]
     private static partial Regex CredentialShape();
 

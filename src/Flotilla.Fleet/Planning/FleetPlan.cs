@@ -22,6 +22,12 @@ public static class FleetPlan
 
     /// <summary>The value recorded for a list item matched by name: its fields follow under its path.</summary>
     private const string ItemMarker = "\u0000item";
+
+    /// <summary>Prefix of the value recorded for the order of a list matched by name (order can matter: route targets).</summary>
+    private const string OrderMarker = "\u0000order:";
+
+    /// <summary>Keys whose values may carry a credential in a URL (a Slack webhook's path is its secret): shown as host only.</summary>
+    private static readonly string[] UrlKeys = ["url", "webhook", "base_url", "otlp_endpoint"];
     private static readonly string[] IdentityKeys = ["name", "model", "server"];
 
     /// <summary>The changes from <paramref name="before"/> (null: nothing applied yet) to <paramref name="after"/>; empty when none.</summary>
@@ -50,18 +56,35 @@ public static class FleetPlan
                 if (!oldFields.TryGetValue(path, out var was))
                 {
                     // A whole new list item is one line, not one per field.
-                    var shown = value == ItemMarker ? "" : " " + Show(value);
+                    if (value.StartsWith(OrderMarker, StringComparison.Ordinal))
+                    {
+                        continue;
+                    }
+
+                    var shown = value == ItemMarker ? "" : " " + Show(value, path);
                     addedItem = value == ItemMarker ? path + "." : null;
                     changes.Add(section ? $"+ {path}{shown}" : $"~ {entity}: + {path}{shown}");
                 }
                 else if (was != value)
                 {
-                    changes.Add(section ? $"~ {path} {Show(was)} → {Show(value)}" : $"~ {entity}: {path} {Show(was)} → {Show(value)}");
+                    if (value.StartsWith(OrderMarker, StringComparison.Ordinal))
+                    {
+                        // Items added or removed are reported on their own; a reorder of the same items is a change too.
+                        var (oldOrder, newOrder) = (was[OrderMarker.Length..], value[OrderMarker.Length..]);
+                        if (Sorted(oldOrder) == Sorted(newOrder))
+                        {
+                            changes.Add(section ? $"~ {path} {Show(oldOrder)} → {Show(newOrder)}" : $"~ {entity}: {path} {Show(oldOrder)} → {Show(newOrder)}");
+                        }
+
+                        continue;
+                    }
+
+                    changes.Add(section ? $"~ {path} {Show(was, path)} → {Show(value, path)}" : $"~ {entity}: {path} {Show(was, path)} → {Show(value, path)}");
                 }
             }
 
             string? removedItem = null;
-            foreach (var (path, value) in oldFields.Where(f => !fields.ContainsKey(f.Key)))
+            foreach (var (path, value) in oldFields.Where(f => !fields.ContainsKey(f.Key) && !f.Value.StartsWith(OrderMarker, StringComparison.Ordinal)))
             {
                 if (removedItem is not null && path.StartsWith(removedItem, StringComparison.Ordinal))
                 {
@@ -81,8 +104,21 @@ public static class FleetPlan
         return changes;
     }
 
-    private static string Show(string value)
+    private static string Sorted(string order) => string.Join(", ", order.Split(", ").Order(StringComparer.Ordinal));
+
+    private static string Show(string value, string? path = null)
     {
+        if (path is not null && UrlKeys.Contains(path[(path.LastIndexOf('.') + 1)..]) && Uri.TryCreate(value, UriKind.Absolute, out var uri))
+        {
+            // The plan is printed, stored with the revision and logged on SIGHUP: a URL shows its host and a fingerprint.
+            value = $"{uri.Scheme}://{uri.Authority}/… (#{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(value)).AsSpan(0, 4))})";
+        }
+        else if (path is not null && path.Contains(".headers.", StringComparison.Ordinal) && !value.StartsWith("${env:", StringComparison.Ordinal))
+        {
+            value = "(a literal header value, not shown)";
+        }
+
+        value = Loading.FleetDiagnostics.RedactCredentials(value);
         value = DisplayText.Safe(value);
         return value.Length <= MaxValueLength ? value : value[..MaxValueLength] + "…";
     }
@@ -160,6 +196,11 @@ public static class FleetPlan
                 break;
             case YamlSequenceNode sequence when sequence.Children.Count > 0 && sequence.All(i => i is YamlMappingNode):
                 var identity = IdentityKeys.FirstOrDefault(k => sequence.All(i => Scalar((YamlMappingNode)i, k) is not null));
+                if (identity is not null)
+                {
+                    fields[path] = OrderMarker + string.Join(", ", sequence.Cast<YamlMappingNode>().Select(i => Scalar(i, identity)));
+                }
+
                 var index = 0;
                 foreach (var item in sequence.Cast<YamlMappingNode>())
                 {

@@ -64,7 +64,7 @@ internal sealed class CacheStep(TimeProvider time)
             CacheNamespace.Agent => "agent:" + agent.Name,
             CacheNamespace.Team => "team:" + agent.Owner,
             _ => "shared",
-        };
+        } + call.Runtime.CacheScope;
         var hash = ResponseCache.ExactKey(route.Name, request.Document);
         float[]? vector = null;
         if (config.Type == CacheType.Semantic)

@@ -48,6 +48,8 @@ public sealed class GovernedModelCalls
         var call = _pipeline.Begin(kind, headers);
         var ingress = new InProcessIngress(agent, requestJson, metadata, _time, cancellationToken);
         await _pipeline.RunAsync(call, ingress);
+        // The caller gave up: say so, rather than hand back an empty "success" (the call is traced as 499).
+        cancellationToken.ThrowIfCancellationRequested();
         return new GovernedCallResult(ingress.Status, ingress.Body, call.TraceId, ingress.Target, ingress.Attempts, ingress.Cache);
     }
 

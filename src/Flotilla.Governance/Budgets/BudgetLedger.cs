@@ -195,6 +195,14 @@ public sealed class BudgetAccounts : IBudgetAccounts
         {
             lock (_lock)
             {
+                if (rule.Window != _window && _windowStart != DateTimeOffset.MinValue)
+                {
+                    // A call that started before an apply changed this budget's window settles under its old rule: count
+                    // what it spent in the current window rather than roll the account back to the old one.
+                    _spent += actual;
+                    return;
+                }
+
                 var sameWindow = BudgetWindows.StartOf(rule.Window, now) == _windowStart;
                 Roll(rule, now);
                 if (sameWindow)

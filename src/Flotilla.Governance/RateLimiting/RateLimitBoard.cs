@@ -39,8 +39,11 @@ public sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimi
             {
                 var counter = new RateCounterKey(rule.AppliesPer, key, window, tokens);
                 var amount = tokens ? estimatedTokens : 1;
+                // Two rules that count the same thing share a counter: the call is counted once, and the second rule only
+                // checks its own limit against that count.
+                var counted = taken.Exists(t => t.Counter == counter);
                 // Check and count in one step per counter, so concurrent calls cannot all slip under the same limit.
-                if (counters.TryAdd(counter, now, amount, limit) is { } retryAfter)
+                if (counters.TryAdd(counter, now, counted ? 0 : amount, limit) is { } retryAfter)
                 {
                     foreach (var (earlier, _, earlierAmount) in taken)
                     {
@@ -60,7 +63,10 @@ public sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimi
                         null);
                 }
 
-                taken.Add((counter, tokens, amount));
+                if (!counted)
+                {
+                    taken.Add((counter, tokens, amount));
+                }
             }
         }
 

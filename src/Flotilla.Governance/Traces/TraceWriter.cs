@@ -51,7 +51,27 @@ public sealed partial class TraceWriter(ITraceStore store, TraceJournal journal,
     public long FailedWrites => Interlocked.Read(ref _failedWrites);
 
     public ValueTask EnqueueAsync(TraceRecord trace) =>
-        _channel.Writer.TryWrite(trace) ? ValueTask.CompletedTask : _channel.Writer.WriteAsync(trace);
+        _channel.Writer.TryWrite(trace) ? ValueTask.CompletedTask : WriteSlowAsync(trace);
+
+    private async ValueTask WriteSlowAsync(TraceRecord trace)
+    {
+        try
+        {
+            await _channel.Writer.WriteAsync(trace);
+        }
+        catch (ChannelClosedException)
+        {
+            // A call that finished after shutdown began: straight to the journal, which the next start replays.
+            try
+            {
+                journal.Append([trace]);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogLost(logger, 1, journal.Path);
+            }
+        }
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -96,9 +116,9 @@ public sealed partial class TraceWriter(ITraceStore store, TraceJournal journal,
         // Shutdown: write what is still queued or held; what the store will not take goes to the journal.
         _channel.Writer.TryComplete();
         await PersistAsync(final: true);
-        if (_held.Count > 0)
+        if (_held.Count + _channel.Reader.Count > 0)
         {
-            LogLost(logger, _held.Count, journal.Path);
+            LogLost(logger, _held.Count + _channel.Reader.Count, journal.Path);
         }
     }
 

@@ -93,4 +93,28 @@ public sealed class FleetPlanTests
         change.ShouldNotContain("\u001b");
         change.Length.ShouldBeLessThan(220);
     }
+
+    [Fact]
+    public void Reordering_route_targets_is_a_change_but_adding_one_is_reported_once()
+    {
+        const string Routes = """
+            gateway:
+              routing:
+                virtual_models:
+                  - { name: v, targets: [ { model: a }, { model: b } ] }
+            """;
+        FleetPlan.Compare(Routes, Routes.Replace("[ { model: a }, { model: b } ]", "[ { model: b }, { model: a } ]", StringComparison.Ordinal))
+            .ShouldBe(["~ gateway.routing.virtual_models[v].targets a, b → b, a"]);
+        FleetPlan.Compare(Routes, Routes.Replace("{ model: b } ]", "{ model: b }, { model: c } ]", StringComparison.Ordinal))
+            .ShouldBe(["+ gateway.routing.virtual_models[v].targets[c]"]);
+    }
+
+    [Fact]
+    public void A_webhook_url_is_shown_by_its_host_and_a_fingerprint_never_its_path()
+    {
+        const string Before = "gateway:\n  alerts: { webhook: \"https://hooks.example.com/services/T000/B000/secretpart1\" }\n";
+        var change = FleetPlan.Compare(Before, Before.Replace("secretpart1", "secretpart2", StringComparison.Ordinal)).ShouldHaveSingleItem();
+        change.ShouldStartWith("~ gateway.alerts.webhook https://hooks.example.com/… (#");
+        change.ShouldNotContain("secretpart");
+    }
 }

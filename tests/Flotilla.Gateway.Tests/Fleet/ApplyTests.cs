@@ -189,6 +189,34 @@ public sealed class ApplyTests
         after.StatusCode.ShouldBe(HttpStatusCode.NotFound);
     }
 
+    [Fact]
+    public async Task Answers_cached_before_an_apply_adds_output_guardrails_are_not_served_unchecked_after_it()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var yaml = Priced(upstream, """
+            caching: { type: exact, ttl: 1h }
+            """);
+        await using var host = await GatewayHost.StartAsync(yaml);
+        using (var first = await host.Http.PostChatAsync(Chat("cheap"), cancellationToken: Ct).ExpectAsync(HttpStatusCode.OK))
+        {
+            Header(first, "X-Flotilla-Cache").ShouldBe("miss");
+        }
+
+        using (var second = await host.Http.PostChatAsync(Chat("cheap"), cancellationToken: Ct).ExpectAsync(HttpStatusCode.OK))
+        {
+            Header(second, "X-Flotilla-Cache").ShouldBe("hit");
+        }
+
+        await ApplyAsync(host, Priced(upstream, """
+            caching: { type: exact, ttl: 1h }
+            guardrails:
+              llm_output: [pii]
+            """));
+        using var after = await host.Http.PostChatAsync(Chat("cheap"), cancellationToken: Ct).ExpectAsync(HttpStatusCode.OK);
+        Header(after, "X-Flotilla-Cache").ShouldBe("miss");
+        upstream.Requests.Count.ShouldBe(2);
+    }
+
     private static async Task CallAsync(GatewayHost host, int count)
     {
         for (var i = 0; i < count; i++)

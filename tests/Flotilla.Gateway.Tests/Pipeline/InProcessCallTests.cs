@@ -106,6 +106,17 @@ public sealed class InProcessCallTests
         (await host.SpentAsync("agent:tester")).ShouldBe(PriceyCall);
     }
 
+    [Fact]
+    public async Task A_cancelled_in_process_call_throws_instead_of_returning_an_empty_success()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        await using var host = await GatewayHost.StartAsync(Priced(upstream, Policy));
+        var calls = host.Server.Services.GetRequiredService<GovernedModelCalls>();
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(() => calls.CompleteChatAsync(GatewayHost.Agent, Encoding.UTF8.GetBytes(Chat()), cancellationToken: cancelled.Token));
+    }
+
     private static string[] Outcomes(JsonElement trace) =>
         trace.TryGetProperty("guardrails", out var verdicts)
             ? [.. verdicts.EnumerateArray().Select(v => $"{v.GetProperty("hook").GetString()}:{v.GetProperty("guardrail").GetString()}:{v.GetProperty("outcome").GetString()}")]

@@ -67,6 +67,22 @@ public sealed class PolicyStepTests
     }
 
     [Fact]
+    public void Two_rules_that_count_the_same_thing_count_a_call_once_and_each_checks_its_own_limit()
+    {
+        var fleet = Fleet("""
+              rate_limits:
+                - { applies_per: agent, requests_per_minute: 3 }
+                - { applies_per: agent, requests_per_minute: 5 }
+            """);
+        for (var i = 0; i < 3; i++)
+        {
+            RateLimitStep.Acquire(Call(fleet));
+        }
+
+        Should.Throw<GatewayException>(() => RateLimitStep.Acquire(Call(fleet))).Message.ShouldContain("3 requests per minute");
+    }
+
+    [Fact]
     public void Budget_acquire_reserves_the_worst_case_and_settle_replaces_it_with_the_cost_or_releases_it()
     {
         var fleet = Fleet("""
