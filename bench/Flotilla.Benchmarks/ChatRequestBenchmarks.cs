@@ -11,6 +11,7 @@ public class ChatRequestBenchmarks
     private byte[] _body = null!;
     private ChatRequest _request = null!;
     private ChatRequest _streamRequest = null!;
+    private byte[] _history = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -18,6 +19,10 @@ public class ChatRequestBenchmarks
         _body = BenchData.ChatBody;
         _request = ChatRequest.ParseChat(_body);
         _streamRequest = ChatRequest.ParseChat(BenchData.StreamBody);
+        // A loop's 60-turn history (~70 KB), as it is resent on every step.
+        var turns = Enumerable.Range(0, 60).Select(t =>
+            $$"""{"role":"{{(t % 2 == 0 ? "user" : "assistant")}}","content":"step {{t}}: {{string.Concat(Enumerable.Repeat("the failing test reads the fixture before the migration runs; ", 18))}}"}""");
+        _history = System.Text.Encoding.UTF8.GetBytes($$"""{"model":"bench","messages":[{{string.Join(",", turns)}}]}""");
     }
 
     [Benchmark(Description = "ParseChat (1 KB body)")]
@@ -26,6 +31,23 @@ public class ChatRequestBenchmarks
     /// <summary>What rate limits and budgets pay per call: the scan, a JSON DOM of the body, and tiktoken over its texts.</summary>
     [Benchmark(Description = "ParseChat + TokenEstimator.EstimateInput")]
     public long EstimateInput() => TokenEstimator.EstimateInput(ChatRequest.ParseChat(_body));
+
+    /// <summary>The same history every call: every message's count is remembered after the first.</summary>
+    [Benchmark(Description = "EstimateInput, 60-turn history (70 KB), counts remembered")]
+    public long EstimateHistory() => TokenEstimator.EstimateInput(ChatRequest.ParseChat(_history));
+
+    /// <summary>What the estimate cost before counts were remembered: the tokenizer over every message.</summary>
+    [Benchmark(Description = "tokenizer over the 60-turn history, nothing remembered")]
+    public long CountHistoryFresh()
+    {
+        long tokens = 0;
+        foreach (var message in ChatRequest.ParseChat(_history).Document.GetProperty("messages").EnumerateArray())
+        {
+            tokens += TokenEstimator.CountFresh(message.GetProperty("content").GetString()!);
+        }
+
+        return tokens;
+    }
 
     [Benchmark(Description = "RewriteForUpstream (model swap)")]
     public int RewriteForUpstream() => _request.RewriteForUpstream("gpt-4o-mini", forceUsage: false).Length;

@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Flotilla.Gateway.Protocol;
 using Microsoft.ML.Tokenizers;
@@ -46,7 +49,48 @@ internal static class TokenEstimator
         return tokens;
     }
 
-    public static int Count(string? text) => string.IsNullOrEmpty(text) ? 0 : Encoding.Value.CountTokens(text);
+    /// <summary>Texts shorter than this are counted every time: hashing them costs about as much as counting.</summary>
+    private const int MinRememberedLength = 256;
+
+    /// <summary>How many texts' counts are remembered before the memory is cleared and refilled.</summary>
+    private const int MaxRemembered = 50_000;
+
+    /// <summary>
+    /// Token counts of long texts seen before, by a 128-bit hash of the text (a collision is out of practical reach). A loop
+    /// resends its whole history on every call; with this only its new messages go through the tokenizer.
+    /// </summary>
+    private static readonly ConcurrentDictionary<UInt128, int> Remembered = new();
+
+    public static int Count(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return 0;
+        }
+
+        if (text.Length < MinRememberedLength)
+        {
+            return Encoding.Value.CountTokens(text);
+        }
+
+        var key = XxHash128.HashToUInt128(MemoryMarshal.AsBytes(text.AsSpan()));
+        if (Remembered.TryGetValue(key, out var count))
+        {
+            return count;
+        }
+
+        count = Encoding.Value.CountTokens(text);
+        if (Remembered.Count >= MaxRemembered)
+        {
+            Remembered.Clear();
+        }
+
+        Remembered.TryAdd(key, count);
+        return count;
+    }
+
+    /// <summary>The tokenizer's count, never remembered (benchmarks and tests compare against it).</summary>
+    internal static int CountFresh(string text) => Encoding.Value.CountTokens(text);
 
     private static long CountContent(JsonElement message)
     {
