@@ -199,13 +199,12 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
             return null;
         }
 
-        const string Rule = CallTags.Rule;
         try
         {
             using var document = JsonDocument.Parse(header[0]!);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
-                throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+                throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, CallTags.Rule);
             }
 
             var result = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -213,7 +212,7 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
             {
                 if (property.Value.ValueKind != JsonValueKind.String)
                 {
-                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+                    throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, CallTags.Rule);
                 }
 
                 var value = property.Value.GetString()!;
@@ -226,7 +225,7 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             // InvalidOperationException: a string that cannot be decoded (an unpaired surrogate escape).
-            throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, Rule);
+            throw GatewayException.BadRequest(ErrorCodes.InvalidMetadata, CallTags.Rule);
         }
     }
 

@@ -6,6 +6,7 @@ using Flotilla.Gateway.Guardrails;
 using Flotilla.Gateway.Pipeline;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
+using Flotilla.Gateway.Tests.Fakes;
 using Flotilla.Storage.Alerts;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -161,14 +162,4 @@ public sealed class PolicyStepTests
     }
 
     private static decimal AtOneDollarPerToken(GovernedCall call) => call.EstimatedInputTokens + call.MaxOutputTokens;
-
-    private sealed class NullAlertStore : IAlertStore
-    {
-        public Task AddAsync(AlertRecord alert, CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task SetDeliveryAsync(string id, string delivery, CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task<IReadOnlyList<AlertRecord>> ListAsync(DateTimeOffset? since, int limit, CancellationToken cancellationToken) =>
-            Task.FromResult<IReadOnlyList<AlertRecord>>([]);
-    }
 }

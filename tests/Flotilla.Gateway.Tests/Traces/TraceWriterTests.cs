@@ -1,4 +1,5 @@
 using Flotilla.Gateway.Traces;
+using Flotilla.Gateway.Tests.Fakes;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Traces;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -113,15 +114,5 @@ public sealed class TraceWriterTests : IDisposable
         public Task<long> CountAsync(CancellationToken cancellationToken) => Task.FromResult((long)Stored.Count);
 
         public Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken) => Task.FromResult(0L);
-    }
-
-    private sealed class NullAlertStore : IAlertStore
-    {
-        public Task AddAsync(AlertRecord alert, CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task SetDeliveryAsync(string id, string delivery, CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task<IReadOnlyList<AlertRecord>> ListAsync(DateTimeOffset? since, int limit, CancellationToken cancellationToken) =>
-            Task.FromResult<IReadOnlyList<AlertRecord>>([]);
     }
 }
