@@ -124,7 +124,6 @@ public class GatewayHandlerBenchmarks
         public Task<IReadOnlyList<TraceRecord>> QueryAsync(TraceQuery query, CancellationToken cancellationToken) =>
             Task.FromResult<IReadOnlyList<TraceRecord>>([]);
 
-        public Task<long> CountAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
 
         public Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken) => Task.FromResult(0L);
     }

@@ -135,14 +135,6 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 
         return Task.FromResult<IReadOnlyList<TraceRecord>>(result);
     }
-
-    public Task<long> CountAsync(CancellationToken cancellationToken)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM traces";
-        return Task.FromResult((long)command.ExecuteScalar()!);
-    }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -9,8 +9,6 @@ public interface ITraceStore
     /// <summary>Newest first.</summary>
     Task<IReadOnlyList<TraceRecord>> QueryAsync(TraceQuery query, CancellationToken cancellationToken);
 
-    Task<long> CountAsync(CancellationToken cancellationToken);
-
     /// <summary>Deletes traces that started before <paramref name="before"/>, <paramref name="chunk"/> per transaction; returns how many.</summary>
     Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken);
 }

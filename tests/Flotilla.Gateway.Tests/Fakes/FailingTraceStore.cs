@@ -29,7 +29,6 @@ internal sealed class FailingTraceStore(ITraceStore inner) : ITraceStore
 
     public Task<IReadOnlyList<TraceRecord>> QueryAsync(TraceQuery query, CancellationToken cancellationToken) => inner.QueryAsync(query, cancellationToken);
 
-    public Task<long> CountAsync(CancellationToken cancellationToken) => inner.CountAsync(cancellationToken);
 
     public Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken) => inner.PruneAsync(before, chunk, cancellationToken);
 

@@ -111,7 +111,6 @@ public sealed class TraceWriterTests : IDisposable
 
         public Task<IReadOnlyList<TraceRecord>> QueryAsync(TraceQuery query, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-        public Task<long> CountAsync(CancellationToken cancellationToken) => Task.FromResult((long)Stored.Count);
 
         public Task<long> PruneAsync(DateTimeOffset before, int chunk, CancellationToken cancellationToken) => Task.FromResult(0L);
     }
