@@ -27,6 +27,49 @@ internal abstract class LocalGuardrail(GuardrailRef config) : Guardrail(config)
     /// </summary>
     public abstract LocalScan Scan(string text, ref FindingTally tally, bool collect, ref List<TextEdit>? edits);
 
+    private readonly ScanMemory _memory = new();
+
+    /// <summary>How many texts' scans are remembered (tests).</summary>
+    internal int Remembered => _memory.Count;
+
+    /// <summary>
+    /// <see cref="Scan"/>, answered from memory for a long text this guardrail has scanned before (a loop resends its
+    /// whole history on every call). A remembered text is byte-identical and this guardrail's configuration is the same
+    /// (a guardrail is rebuilt when the fleet changes), so the answer, edits included, is what a scan would give. A scan
+    /// that failed is never remembered.
+    /// </summary>
+    public LocalScan ScanRemembering(string text, ref FindingTally tally, bool collect, ref List<TextEdit>? edits)
+    {
+        if (!ScanMemory.Worthwhile(text))
+        {
+            return Scan(text, ref tally, collect, ref edits);
+        }
+
+        var key = ScanMemory.Key(text);
+        if (_memory.TryGet(key, out var seen) && (!collect || !seen.Scan.Triggered || seen.Edits is not null))
+        {
+            tally.AddAll(seen.Findings);
+            if (collect && seen.Edits is { Count: > 0 })
+            {
+                (edits ??= []).AddRange(seen.Edits);
+            }
+
+            return seen.Scan;
+        }
+
+        var own = default(FindingTally);
+        var before = edits?.Count ?? 0;
+        var scan = Scan(text, ref own, collect, ref edits);
+        tally.AddAll(own);
+        if (scan.Failure is null)
+        {
+            var found = collect ? (edits is null ? [] : edits.GetRange(before, edits.Count - before).ToArray()) : null;
+            _memory.Remember(key, new RememberedScan(scan, own.ToList(), found));
+        }
+
+        return scan;
+    }
+
     /// <summary>A short account of a triggered scan for the verdict and the block reason; never the matched text.</summary>
     public virtual string Describe(in FindingTally tally, double? score) => "found " + tally.Describe();
 }
@@ -56,14 +99,17 @@ internal struct FindingTally
 
     public void AddAll(in FindingTally other)
     {
-        if (other._items is null)
+        if (other._items is not null)
         {
-            return;
+            AddAll(other._items);
         }
+    }
 
-        foreach (var item in other._items)
+    public void AddAll(IReadOnlyList<GuardrailFinding> findings)
+    {
+        for (var i = 0; i < findings.Count; i++)
         {
-            Add(item.Kind, item.Count);
+            Add(findings[i].Kind, findings[i].Count);
         }
     }
 

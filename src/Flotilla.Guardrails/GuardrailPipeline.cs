@@ -209,7 +209,7 @@ public sealed class GuardrailPipeline
         string? failure = null;
         for (var t = 0; t < texts.Count; t++)
         {
-            var scan = guardrail.Scan(texts[t], ref tally, false, ref none);
+            var scan = guardrail.ScanRemembering(texts[t], ref tally, false, ref none);
             score = Max(score, scan.Score);
             failure ??= scan.Failure;
             if (scan.Triggered && firstTriggered < 0)
@@ -232,7 +232,7 @@ public sealed class GuardrailPipeline
         for (var t = 0; t < texts.Count; t++)
         {
             List<TextEdit>? edits = null;
-            var scan = guardrail.Scan(texts[t], ref tally, true, ref edits);
+            var scan = guardrail.ScanRemembering(texts[t], ref tally, true, ref edits);
             score = Max(score, scan.Score);
             failure ??= scan.Failure;
             if (!scan.Triggered)
