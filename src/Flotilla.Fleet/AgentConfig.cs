@@ -21,7 +21,23 @@ public sealed record AgentConfig(
     TriggerConfig? Trigger,
     IReadOnlyList<string> Owns,
     IReadOnlyDictionary<string, string> Metadata,
-    SourceLocation Location);
+    SourceLocation Location)
+{
+    /// <summary>maker (the default) or checker; a checker may hold only read grants.</summary>
+    public AgentRole Role { get; init; } = AgentRole.Maker;
+
+    /// <summary>The agent that grades this one's work; it must hold only read grants.</summary>
+    public string? Checker { get; init; }
+}
+
+/// <summary>What a loop is for, as far as its grants are concerned.</summary>
+public enum AgentRole
+{
+    Maker,
+
+    /// <summary>Grades another loop's work: may hold no write grant, so an injection that reaches it cannot act.</summary>
+    Checker,
+}
 
 /// <summary>A pinned artifact reference such as <c>./triage.md@v6</c> or <c>triage-runbook@v3</c>; <see cref="Version"/> is null when unpinned.</summary>
 public sealed record VersionedRef(string Name, string? Version)
@@ -40,8 +56,24 @@ public sealed record VersionedRef(string Name, string? Version)
     }
 }
 
-/// <summary>An MCP grant: a server, and the tools on it this agent may call (all when empty).</summary>
-public sealed record McpGrant(string Server, IReadOnlyList<string> Tools, SourceLocation Location);
+/// <summary>An MCP grant: a server, and the tools on it this agent may call (all when empty; globs allowed).</summary>
+public sealed record McpGrant(string Server, IReadOnlyList<string> Tools, SourceLocation Location)
+{
+    /// <summary>Tools refused even when <see cref="Tools"/> admits them (globs allowed).</summary>
+    public IReadOnlyList<string> Deny { get; init; } = [];
+
+    /// <summary><c>read</c> admits only read-only tools; <c>write</c> (the default) any granted tool.</summary>
+    public McpAccess Access { get; init; } = McpAccess.Write;
+
+    /// <summary>Narrowings checked at call time: a call of the rule's tool must have arguments matching its globs.</summary>
+    public IReadOnlyList<McpArgRule> ArgRules { get; init; } = [];
+}
+
+/// <summary>How much of a server a grant admits.</summary>
+public enum McpAccess { Write, Read }
+
+/// <summary>A grant's tool narrowed by its arguments: <c>{ tool: write_file, args: { path: "docs/release-notes/*" } }</c>.</summary>
+public sealed record McpArgRule(string Tool, IReadOnlyDictionary<string, string> Args, SourceLocation Location);
 
 /// <summary>Run limits.</summary>
 /// <param name="MaxSteps">Model and tool steps per run. Default 50.</param>

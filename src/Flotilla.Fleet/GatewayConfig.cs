@@ -15,6 +15,12 @@ public sealed record GatewayConfig(
     TracesConfig Traces,
     TelemetryConfig Telemetry)
 {
+    /// <summary>Artifacts loops may own, and how a write to each is recognised.</summary>
+    public IReadOnlyList<ArtifactConfig> Artifacts { get; init; } = [];
+
+    /// <summary>MCP gateway settings.</summary>
+    public McpGatewayConfig Mcp { get; init; } = McpGatewayConfig.Default;
+
     public static GatewayConfig Empty { get; } = new([], [], RoutingConfig.Default, null, GuardrailsConfig.None, [], [], null, [], LimitsConfig.Default,
         TracesConfig.Default, TelemetryConfig.Default);
 }

@@ -49,7 +49,7 @@ public static partial class FleetLoader
 
     private static readonly Dictionary<string, McpAuthType> AuthTypes = new()
     {
-        ["none"] = McpAuthType.None, ["bearer"] = McpAuthType.Bearer, ["header"] = McpAuthType.Header,
+        ["none"] = McpAuthType.None, ["bearer"] = McpAuthType.Bearer, ["header"] = McpAuthType.Header, ["per_user"] = McpAuthType.PerUser,
     };
 
     private static readonly Dictionary<string, BudgetWindow> Windows = new()
@@ -69,8 +69,12 @@ public static partial class FleetLoader
     {
         ["providers"] = "gateway", ["models"] = "gateway", ["caching"] = "gateway", ["guardrails"] = "gateway", ["budgets"] = "gateway",
         ["rate_limits"] = "gateway", ["alerts"] = "gateway", ["destructive_tools"] = "gateway", ["limits"] = "gateway",
-        ["traces"] = "gateway", ["telemetry"] = "gateway",
+        ["traces"] = "gateway", ["telemetry"] = "gateway", ["artifacts"] = "gateway",
     };
+
+    private static readonly Dictionary<string, McpAccess> Accesses = new() { ["read"] = McpAccess.Read, ["write"] = McpAccess.Write };
+
+    private static readonly Dictionary<string, AgentRole> Roles = new() { ["maker"] = AgentRole.Maker, ["checker"] = AgentRole.Checker };
 
     private static readonly Dictionary<string, string> AgentMisplacedKeys = new()
     {
@@ -255,8 +259,14 @@ public static partial class FleetLoader
             telemetryMap.RejectUnknownKeys();
         }
 
+        var artifacts = Items(map, "artifacts").Select(ReadArtifact).ToList();
+        var mcp = map.Map("mcp") is { } mcpMap ? ReadMcpSettings(mcpMap) : McpGatewayConfig.Default;
         map.RejectUnknownKeys(RoutingKeys);
-        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits, traces, telemetry);
+        return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits, traces, telemetry)
+        {
+            Artifacts = artifacts,
+            Mcp = mcp,
+        };
     }
 
     private static ProviderConfig ReadProvider(YamlMap map)
@@ -549,7 +559,7 @@ public static partial class FleetLoader
         {
             auth = new McpAuthConfig(a.Enum("type", AuthTypes) ?? McpAuthType.Bearer, a.Secret("token"), a.String("header"));
             a.RejectUnknownKeys();
-            if (auth.Type != McpAuthType.None && !a.Has("token"))
+            if (auth.Type is McpAuthType.Bearer or McpAuthType.Header && !a.Has("token"))
             {
                 map.Diagnostics.Error(a.Location, $"{a.Path}: {auth.Type.ToString().ToLowerInvariant()} auth needs token: \"${{env:NAME}}\"");
             }
@@ -570,8 +580,26 @@ public static partial class FleetLoader
             map.Diagnostics.Error(map.Location, $"mcp_server '{name}': transport stdio needs command: [program, args...]");
         }
 
+        if (auth.Type == McpAuthType.PerUser && auth.Token is not null)
+        {
+            map.Diagnostics.Error(map.LocationOf("auth"), $"mcp_server '{name}': per_user auth takes each user's token from the token vault (PUT /api/mcp/tokens/{name}/USER); remove token");
+        }
+
+        var trusted = map.Bool("trusted") ?? false;
+        var readOnly = map.StringList("read_only_tools");
+        var timeout = map.Duration("timeout");
+        if (timeout is { } t && (t < TimeSpan.FromMilliseconds(100) || t > TimeSpan.FromHours(1)))
+        {
+            map.Diagnostics.Error(map.LocationOf("timeout"), $"{map.Sub("timeout")}: use between 100ms and 1h (e.g. 30s)");
+        }
+
         map.RejectUnknownKeys();
-        return new McpServerConfig(name, transport, url, command, env, auth, map.Location);
+        return new McpServerConfig(name, transport, url, command, env, auth, map.Location)
+        {
+            Trusted = trusted,
+            ReadOnlyTools = readOnly,
+            Timeout = timeout ?? TimeSpan.FromSeconds(30),
+        };
     }
 
     private static AgentConfig ReadAgent(YamlMap map)
@@ -610,8 +638,7 @@ public static partial class FleetLoader
             }
             else if (YamlMap.From(node, map.Sub($"mcp_servers[{index}]"), diagnostics) is { } g)
             {
-                grants.Add(new McpGrant(g.String("server", required: true) ?? "", g.StringList("tools"), g.LocationOf("server")));
-                g.RejectUnknownKeys();
+                grants.Add(ReadGrant(g));
             }
         }
 
@@ -647,10 +674,18 @@ public static partial class FleetLoader
         }
 
         var metadata = map.StringMap("metadata");
+        var role = map.Enum("role", Roles) ?? AgentRole.Maker;
+        var checker = map.String("checker");
         map.RejectUnknownKeys(AgentMisplacedKeys);
         var agent = new AgentConfig(
             name, owner, description, model, instructions, skills, grants, subagentItems.Select(s => s.Value).ToList(), harness, trigger,
-            ownItems.Select(o => o.Value).ToList(), metadata, map.Location);
+            ownItems.Select(o => o.Value).ToList(), metadata, map.Location)
+        {
+            Role = role,
+            Checker = checker,
+        };
+        diagnostics.Remember(agent, "role", map.LocationOf("role"));
+        diagnostics.Remember(agent, "checker", map.LocationOf("checker"));
         diagnostics.Remember(agent, "model", map.LocationOf("model"));
         for (var n = 0; n < subagentItems.Count; n++)
         {
@@ -663,6 +698,85 @@ public static partial class FleetLoader
         }
 
         return agent;
+    }
+
+    /// <summary><c>{ server, tools: [name | { tool, args }], deny: [...], access: read | write }</c>.</summary>
+    private static McpGrant ReadGrant(YamlMap g)
+    {
+        var tools = new List<string>();
+        var rules = new List<McpArgRule>();
+        foreach (var (item, index) in g.Sequence("tools").Select((n, i) => (n, i)))
+        {
+            if (item is YamlScalarNode { Value: { } tool })
+            {
+                tools.Add(tool);
+            }
+            else if (YamlMap.From(item, g.Sub($"tools[{index}]"), g.Diagnostics) is { } rule)
+            {
+                var name = rule.String("tool", required: true) ?? "";
+                var args = rule.StringMap("args");
+                if (args.Count == 0)
+                {
+                    g.Diagnostics.Error(rule.Location, $"{rule.Path}: a tool rule narrows by args: {{ NAME: GLOB }}; for the whole tool write just '{name}'");
+                }
+
+                tools.Add(name);
+                rules.Add(new McpArgRule(name, args, rule.Location));
+                rule.RejectUnknownKeys();
+            }
+        }
+
+        var grant = new McpGrant(g.String("server", required: true) ?? "", tools, g.LocationOf("server"))
+        {
+            Deny = g.StringList("deny"),
+            Access = g.Enum("access", Accesses) ?? McpAccess.Write,
+            ArgRules = rules,
+        };
+        g.RejectUnknownKeys();
+        return grant;
+    }
+
+    private static ArtifactConfig ReadArtifact(YamlMap map)
+    {
+        var writes = new List<ArtifactWrite>();
+        foreach (var w in Items(map, "writes"))
+        {
+            var tools = w.StringList("tools");
+            if (tools.Count == 0)
+            {
+                w.Diagnostics.Error(w.Location, $"{w.Path}: name the tools that write the artifact: tools: [NAME, ...]");
+            }
+
+            writes.Add(new ArtifactWrite(w.String("server", required: true) ?? "", tools, w.StringMap("args"), w.Location));
+            w.RejectUnknownKeys();
+        }
+
+        var name = map.String("name", required: true) ?? "";
+        if (writes.Count == 0)
+        {
+            map.Diagnostics.Error(map.Location, $"artifact '{name}': say how a write is recognised: writes: [{{ server, tools: [...], args: {{ path: GLOB }} }}]");
+        }
+
+        map.RejectUnknownKeys();
+        return new ArtifactConfig(name, writes, map.Location);
+    }
+
+    private static McpGatewayConfig ReadMcpSettings(YamlMap map)
+    {
+        var defaults = McpGatewayConfig.Default;
+        var approval = map.Duration("approval_ttl") ?? defaults.ApprovalTtl;
+        var idempotency = map.Duration("idempotency_ttl") ?? defaults.IdempotencyTtl;
+        foreach (var (key, value) in new[] { ("approval_ttl", approval), ("idempotency_ttl", idempotency) })
+        {
+            if (value < TimeSpan.FromMinutes(1) || value > TimeSpan.FromDays(90))
+            {
+                map.Diagnostics.Error(map.LocationOf(key), $"{map.Sub(key)}: use between 1m and 90d (e.g. 24h)");
+            }
+        }
+
+        var settings = new McpGatewayConfig(approval, idempotency, map.Bool("record_arguments") ?? false);
+        map.RejectUnknownKeys();
+        return settings;
     }
 
     private static void CheckPinned(YamlMap map, SourceLocation location, string key, VersionedRef reference)

@@ -149,6 +149,31 @@ internal static partial class FleetValidator
                 {
                     diagnostics.Error(grant.Location, $"{label}: mcp server '{grant.Server}' is not declared{Known(servers)}; add an mcp_server document or fix the name");
                 }
+
+                CheckGrant(grant, label, diagnostics);
+                if (agent.Role == AgentRole.Checker && grant.Access != McpAccess.Read)
+                {
+                    diagnostics.Error(grant.Location, $"{label}: role checker may hold no write grant, and '{grant.Server}' is granted for write; add access: read to it " +
+                        "(a checker that can write is a second maker)");
+                }
+            }
+
+            if (agent.Checker is { } checkerName)
+            {
+                var location = diagnostics.Where(agent, "checker", agent.Location);
+                var checker = fleet.Agents.FirstOrDefault(a => a.Name == checkerName);
+                if (checkerName == agent.Name)
+                {
+                    diagnostics.Error(location, $"{label}: cannot check itself; name another agent as checker");
+                }
+                else if (checker is null)
+                {
+                    diagnostics.Error(location, $"{label}: checker '{checkerName}' is not a declared agent{Known(agents)}; add an agent document or fix the name");
+                }
+                else if (checker.McpServers.FirstOrDefault(g => g.Access != McpAccess.Read) is { } write)
+                {
+                    diagnostics.Error(location, $"{label}: checker '{checkerName}' holds a write grant on '{write.Server}' ({write.Location}); a checker may hold only access: read grants");
+                }
             }
 
             for (var i = 0; i < agent.Subagents.Count; i++)
@@ -178,6 +203,37 @@ internal static partial class FleetValidator
                     owners[artifact] = agent;
                 }
             }
+        }
+
+        CheckNames(gateway.Artifacts.Select(a => (a.Name, a.Location)), "artifact", diagnostics);
+        foreach (var write in gateway.Artifacts.SelectMany(a => a.Writes.Select(w => (Artifact: a, Write: w))))
+        {
+            if (write.Write.Server.Length > 0 && !servers.Contains(write.Write.Server))
+            {
+                diagnostics.Error(write.Write.Location, $"artifact '{write.Artifact.Name}': mcp server '{write.Write.Server}' is not declared{Known(servers)}; add an mcp_server document or fix the name");
+            }
+        }
+    }
+
+    /// <summary>Rules of a grant that can never match are mistakes: a tool both granted and denied, a narrowing of a tool the grant refuses.</summary>
+    private static void CheckGrant(McpGrant grant, string label, FleetDiagnostics diagnostics)
+    {
+        foreach (var tool in grant.Tools.Distinct(StringComparer.Ordinal))
+        {
+            if (Glob.IsMatchAny(grant.Deny, tool))
+            {
+                diagnostics.Error(grant.Location, $"{label}: grant on '{grant.Server}' lists tool '{tool}' and denies it too, so it can never be called; remove it from one of tools and deny");
+            }
+        }
+
+        if (grant.Tools.Count == 0 && grant.Deny.Any(d => d is "*" or "**"))
+        {
+            diagnostics.Error(grant.Location, $"{label}: grant on '{grant.Server}' denies every tool; remove the grant instead");
+        }
+
+        foreach (var rule in grant.ArgRules.Where(r => grant.ArgRules.Count(o => o.Tool == r.Tool) > 1).GroupBy(r => r.Tool).Select(g => g.Last()))
+        {
+            diagnostics.Error(rule.Location, $"{label}: grant on '{grant.Server}' narrows tool '{rule.Tool}' twice; merge the args into one rule");
         }
     }
 

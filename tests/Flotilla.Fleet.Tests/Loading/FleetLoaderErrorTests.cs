@@ -35,7 +35,7 @@ public sealed class FleetLoaderErrorTests
         const string yaml = "agent: { name: a, owner: team, colour: blue }";
 
         SingleError(yaml).ShouldBe(
-            $"{At(yaml, "colour")}: agent.colour: unknown key; remove it or use one of: description, harness, instructions, mcp_servers, metadata, model, name, owner, owns, skills, subagents, trigger");
+            $"{At(yaml, "colour")}: agent.colour: unknown key; remove it or use one of: checker, description, harness, instructions, mcp_servers, metadata, model, name, owner, owns, role, skills, subagents, trigger");
     }
 
     [Fact]
