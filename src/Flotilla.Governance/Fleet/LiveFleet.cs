@@ -74,8 +74,17 @@ public sealed class LiveFleet(FleetConfig fleet, TimeProvider time)
 
     public int Revision => Current.Revision;
 
+    /// <summary>Raised after a version is put in force, on the applying thread; for parts that hold resources per version
+    /// (the MCP gateway's upstream connections). Handlers must be quick and must not throw.</summary>
+    public event Action<FleetSnapshot>? Applied;
+
     /// <summary>Puts <paramref name="config"/> in force as <paramref name="revision"/>; what policies have counted carries over.</summary>
-    public void Apply(FleetConfig config, int revision) => Volatile.Write(ref _current, new FleetSnapshot(config, revision, _state, time));
+    public void Apply(FleetConfig config, int revision)
+    {
+        var snapshot = new FleetSnapshot(config, revision, _state, time);
+        Volatile.Write(ref _current, snapshot);
+        Applied?.Invoke(snapshot);
+    }
 
     private FleetSnapshot Initial()
     {

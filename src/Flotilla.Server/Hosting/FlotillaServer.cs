@@ -1,3 +1,4 @@
+using Flotilla.Mcp;
 using Flotilla.Gateway;
 using Flotilla.Gateway.Endpoints;
 using Flotilla.Gateway.Errors;
@@ -101,6 +102,7 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IFleetRevisionStore, SqliteFleetRevisionStore>();
         builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
+        builder.Services.AddMcpGateway();
         var telemetry = AddTelemetry(builder.Services, options.Fleet.Gateway.Telemetry);
         options.ConfigureServices?.Invoke(builder.Services);
 
@@ -124,6 +126,7 @@ public sealed class FlotillaServer : IAsyncDisposable
                 $"{traces.Journalled} in the spill journal, {failure.Held} held in memory\n", statusCode: 503)
             : Results.Text("ready\n"));
         app.MapAiGateway();
+        app.MapMcpGateway();
         app.MapAdminApi();
         if (telemetry.Metrics)
         {

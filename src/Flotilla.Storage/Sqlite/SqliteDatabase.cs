@@ -88,7 +88,7 @@ public sealed class SqliteDatabase
         using var command = connection.CreateCommand();
         command.CommandText = Schema;
         command.ExecuteNonQuery();
-        AddMissingColumns(connection, "traces", ("policy", "TEXT"), ("guardrails", "TEXT"), ("trace_id", "TEXT"), ("kind", "TEXT"));
+        AddMissingColumns(connection, "traces", ("policy", "TEXT"), ("guardrails", "TEXT"), ("trace_id", "TEXT"), ("kind", "TEXT"), ("tool", "TEXT"));
         using var index = connection.CreateCommand();
         index.CommandText = "CREATE INDEX IF NOT EXISTS traces_trace_id ON traces (trace_id)";
         index.ExecuteNonQuery();

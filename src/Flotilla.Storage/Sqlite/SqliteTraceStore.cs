@@ -25,14 +25,14 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
         command.Transaction = transaction;
         command.CommandText = """
             INSERT INTO traces (id, started_at, operation, agent, team, metadata, requested_model, final_target, stream,
-                fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails, trace_id, kind)
+                fell_back, attempts, status, input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails, trace_id, kind, tool)
             VALUES ($id, $started_at, $operation, $agent, $team, $metadata, $requested_model, $final_target, $stream,
-                $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache, $policy, $guardrails, $trace_id, $kind)
+                $fell_back, $attempts, $status, $input_tokens, $output_tokens, $cost_usd, $ttft_ms, $latency_ms, $error_code, $error, $cache, $policy, $guardrails, $trace_id, $kind, $tool)
             ON CONFLICT (id) DO NOTHING
             """;
         string[] names = ["$id", "$started_at", "$operation", "$agent", "$team", "$metadata", "$requested_model", "$final_target", "$stream",
             "$fell_back", "$attempts", "$status", "$input_tokens", "$output_tokens", "$cost_usd", "$ttft_ms", "$latency_ms", "$error_code", "$error", "$cache",
-            "$policy", "$guardrails", "$trace_id", "$kind"];
+            "$policy", "$guardrails", "$trace_id", "$kind", "$tool"];
         var parameters = names.Select(n => command.Parameters.Add(new SqliteParameter(n, null))).ToArray();
         command.Prepare();
         var inserted = new List<TraceRecord>(batch.Count);
@@ -49,6 +49,7 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 t.Policy is { Count: > 0 } ? JsonSerializer.Serialize(t.Policy, StorageJson.Default.IReadOnlyListString) : null,
                 t.Guardrails is { Count: > 0 } ? JsonSerializer.Serialize(t.Guardrails, StorageJson.Default.IReadOnlyListTraceVerdict) : null,
                 t.TraceId, t.Kind,
+                t.Tool is { } tool ? JsonSerializer.Serialize(tool, StorageJson.Default.TraceToolCall) : null,
             ];
             for (var i = 0; i < values.Length; i++)
             {
@@ -95,7 +96,7 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 
         command.CommandText = $"""
             SELECT id, started_at, operation, agent, team, metadata, requested_model, final_target, stream, fell_back, attempts, status,
-                input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails, trace_id, kind
+                input_tokens, output_tokens, cost_usd, ttft_ms, latency_ms, error_code, error, cache, policy, guardrails, trace_id, kind, tool
             FROM traces {(where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where))}
             ORDER BY started_at DESC, rowid DESC LIMIT $limit
             """;
@@ -130,6 +131,7 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
                 Guardrails = reader.IsDBNull(21) ? null : JsonSerializer.Deserialize(reader.GetString(21), StorageJson.Default.IReadOnlyListTraceVerdict),
                 TraceId = reader.IsDBNull(22) ? null : reader.GetString(22),
                 Kind = reader.IsDBNull(23) ? TraceKinds.ModelCall : reader.GetString(23),
+                Tool = reader.IsDBNull(24) ? null : JsonSerializer.Deserialize(reader.GetString(24), StorageJson.Default.TraceToolCall),
             });
         }
 
@@ -143,4 +145,5 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
 [JsonSerializable(typeof(IReadOnlyList<string>))]
 [JsonSerializable(typeof(IReadOnlyList<TraceVerdict>))]
 [JsonSerializable(typeof(TraceRecord))]
+[JsonSerializable(typeof(TraceToolCall))]
 internal sealed partial class StorageJson : JsonSerializerContext;

@@ -41,7 +41,21 @@ public sealed record TraceRecord
     public IReadOnlyList<string>? Policy { get; init; }
     /// <summary>Every guardrail verdict on the call's input and output.</summary>
     public IReadOnlyList<TraceVerdict>? Guardrails { get; init; }
+    /// <summary>A tool call's particulars (<see cref="TraceKinds.ToolCall"/> only).</summary>
+    public TraceToolCall? Tool { get; init; }
 }
+
+/// <summary>What a tool call was: never the caller's key, and the arguments themselves only when the fleet asks for them.</summary>
+/// <param name="Server">The MCP server (<c>mcp_server</c> name).</param>
+/// <param name="Name">The tool's name on that server.</param>
+/// <param name="User">The human the call acted for (<c>X-Flotilla-User</c>), when given.</param>
+/// <param name="ArgumentsSha256">SHA-256 of the canonical JSON of the arguments as the caller sent them.</param>
+/// <param name="Arguments">The arguments, only with <c>gateway.mcp.record_arguments: true</c> (secrets scrubbed).</param>
+/// <param name="ApprovalId">The approval the call waited for or ran under.</param>
+/// <param name="Idempotency">executed, replayed, conflict, in_flight or unknown; null for a read-only call.</param>
+/// <param name="Artifact">The owned artifact the call wrote (or tried to).</param>
+public sealed record TraceToolCall(string Server, string Name, string? User, string ArgumentsSha256, string? Arguments = null,
+    string? ApprovalId = null, string? Idempotency = null, string? Artifact = null);
 
 /// <summary>The kinds of governed work one trace store records.</summary>
 public static class TraceKinds
