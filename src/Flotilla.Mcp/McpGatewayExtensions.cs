@@ -3,7 +3,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using ModelContextProtocol;
+using Flotilla.Mcp.Approvals;
 using Flotilla.Mcp.Calls;
+using Flotilla.Mcp.Idempotency;
 using Flotilla.Mcp.Endpoint;
 using Flotilla.Mcp.Upstreams;
 using Microsoft.AspNetCore.Builder;
@@ -32,6 +34,9 @@ public static class McpGatewayExtensions
         services.AddSingleton<McpUpstreams>();
         services.AddHostedService(sp => sp.GetRequiredService<McpUpstreams>());
         services.AddSingleton<ToolCallPipeline>();
+        services.AddSingleton<ApprovalGate>();
+        services.AddSingleton<IdempotentCalls>();
+        services.AddHostedService<McpHousekeeping>();
         services.AddSingleton<McpCatalogHandlers>();
         services.AddSingleton<McpSessions>();
         services.AddMcpServer(options =>

@@ -16,6 +16,12 @@ internal sealed class ToolCall(FleetSnapshot snapshot, string traceId, string re
 
     public string? User { get; set; }
 
+    /// <summary>The harness run the call belongs to (<c>_meta["flotilla/run_id"]</c>).</summary>
+    public string? Run { get; set; }
+
+    /// <summary>The model's tool-call id (<c>_meta["flotilla/tool_call_id"]</c>).</summary>
+    public string? ToolCallId { get; set; }
+
     public string ArgumentsSha256 { get; set; } = "";
 
     public string? Arguments { get; set; }

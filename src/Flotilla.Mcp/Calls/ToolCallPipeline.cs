@@ -3,7 +3,9 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Flotilla.Fleet;
 using Flotilla.Guardrails;
+using Flotilla.Mcp.Approvals;
 using Flotilla.Mcp.Endpoint;
+using Flotilla.Mcp.Idempotency;
 using Flotilla.Mcp.Grants;
 using Flotilla.Mcp.Naming;
 using Flotilla.Mcp.Upstreams;
@@ -22,6 +24,8 @@ namespace Flotilla.Mcp.Calls;
 internal sealed partial class ToolCallPipeline(
     LiveFleet fleet,
     McpUpstreams upstreams,
+    ApprovalGate approvals,
+    IdempotentCalls idempotency,
     TraceWriter traces,
     IHttpContextAccessor http,
     TimeProvider time,
@@ -41,7 +45,15 @@ internal sealed partial class ToolCallPipeline(
         {
             if (call.ErrorCode is null)
             {
-                call.Fail(400, "invalid_request", e.Message);
+                var (status, code) = (int)e.ErrorCode switch
+                {
+                    McpErrors.Forbidden => (403, "forbidden"),
+                    McpErrors.Unavailable => (502, "upstream_unavailable"),
+                    McpErrors.Conflict => (409, "idempotency_conflict"),
+                    McpErrors.OutcomeUnknown => (409, "outcome_unknown"),
+                    _ => (400, "invalid_request"),
+                };
+                call.Fail(status, code, e.Message);
             }
 
             throw;
@@ -71,6 +83,8 @@ internal sealed partial class ToolCallPipeline(
             : throw Refuse(call, 401, "unauthorized", "the caller's agent is not in the fleet; present an agent key of a declared agent");
         call.Caller = new CallerIdentity(agent, McpInbound.KeyIdOf(user) ?? "");
         call.User = headers?["X-Flotilla-User"].ToString() is { Length: > 0 } u ? DisplayText.Safe(u, 128) : null;
+        call.Run = MetaString(request.Meta, "flotilla/run_id");
+        call.ToolCallId = MetaString(request.Meta, "flotilla/tool_call_id");
 
         var catalog = upstreams.Catalog;
         if (!catalog.ByName.TryGetValue(call.Exposed, out var entry))
@@ -132,15 +146,92 @@ internal sealed partial class ToolCallPipeline(
             }
         }
 
-        if (decision.Destructive)
+        if (decision.ReadOnly)
         {
-            // Fail closed until the approval gate is in place: a destructive call never runs unattended.
-            throw Refuse(call, 403, "approval_required", $"'{entry.Tool.Name}' on '{server.Name}' is destructive and needs a human's approval, which this build cannot take yet");
+            var read = await SendAsync(call, entry, server, arguments, cancellationToken);
+            return await GuardResultAsync(call, read, cancellationToken);
         }
 
-        var result = await SendAsync(call, entry, server, arguments, cancellationToken);
-        return await GuardResultAsync(call, result, cancellationToken);
+        // A side effect: once per idempotency key, and after a human's approval when the tool is destructive.
+        var callerKey = MetaString(request.Meta, "flotilla/idempotency_key") ?? (headers?["Idempotency-Key"].ToString() is { Length: > 0 } h ? h : null);
+        var key = IdempotentCalls.KeyFor(call, callerKey is null ? null : DisplayText.Safe(callerKey, 256));
+        var approvalId = MetaString(request.Meta, "flotilla/approval_id");
+        return await idempotency.RunAsync(call, key, async () =>
+        {
+            if (decision.Destructive)
+            {
+                switch (await approvals.PassAsync(call, canonical, approvalId, cancellationToken))
+                {
+                    case GateOutcome.Waiting waiting:
+                        call.ApprovalId = waiting.Approval.Id;
+                        call.Fail(202, "approval_pending", $"awaits approval {waiting.Approval.Id}");
+                        return AwaitingApproval(waiting.Approval);
+                    case GateOutcome.Refused refused:
+                        call.ApprovalId = refused.Approval.Id;
+                        throw Refuse(call, 403, "approval_denied", refused.Message);
+                    case GateOutcome.Proceed proceed:
+                        call.ApprovalId = proceed.Approval.Id;
+                        call.Note($"approved by {proceed.Approval.DecidedBy}");
+                        break;
+                }
+            }
+
+            if (!await idempotency.BeginAsync(call, key, cancellationToken))
+            {
+                throw McpErrors.Error(McpErrors.Conflict, $"a call of '{entry.Tool.Name}' on '{server.Name}' with this idempotency key is already in flight; retry when it has finished");
+            }
+
+            CallToolResult sent;
+            try
+            {
+                sent = await SendAsync(call, entry, server, arguments, cancellationToken);
+            }
+            catch (Exception) when (call.Status == 504 || cancellationToken.IsCancellationRequested)
+            {
+                // Sent, and no answer: it may have happened.
+                await idempotency.MarkUnknownAsync(call, key);
+                call.Idempotency = "unknown";
+                throw;
+            }
+            catch (Exception)
+            {
+                // Refused or unreachable: nothing happened, the key is free again.
+                await idempotency.ForgetAsync(call, key);
+                throw;
+            }
+
+            var guarded = await GuardResultAsync(call, sent, cancellationToken);
+            await idempotency.CompleteAsync(call, key, guarded);
+            call.Idempotency ??= "executed";
+            return guarded;
+        }, cancellationToken);
     }
+
+    /// <summary>What a caller gets while a destructive call waits: an error result (so a model does not take it for done) naming the approval.</summary>
+    private static CallToolResult AwaitingApproval(Flotilla.Storage.Mcp.ApprovalRecord approval) => new()
+    {
+        IsError = true,
+        Content =
+        [
+            new TextContentBlock
+            {
+                Text = $"'{approval.Tool}' on '{approval.Server}' is destructive and has NOT run: it awaits a human's approval ({approval.Id}, " +
+                    $"until {approval.ExpiresAt:u}). Once approved, call it again with the same arguments and it runs once.",
+            },
+        ],
+        Meta = new System.Text.Json.Nodes.JsonObject
+        {
+            ["flotilla/approval"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["id"] = approval.Id,
+                ["status"] = approval.Status,
+                ["expires_at"] = approval.ExpiresAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            },
+        },
+    };
+
+    private static string? MetaString(System.Text.Json.Nodes.JsonObject? meta, string name) =>
+        meta?[name] is System.Text.Json.Nodes.JsonValue value && value.TryGetValue<string>(out var text) && text.Length > 0 ? text : null;
 
     private static IReadOnlyDictionary<string, JsonElement>? AsReadOnly(IDictionary<string, JsonElement>? arguments) =>
         arguments is null ? null : arguments as IReadOnlyDictionary<string, JsonElement> ?? new Dictionary<string, JsonElement>(arguments, StringComparer.Ordinal);

@@ -57,6 +57,7 @@ internal static class AdminEndpoints
             $"{context.Request.Method} {DisplayText.Safe(context.Request.Path.Value ?? "", 200)} is not an admin endpoint; see docs/admin-api.md."));
         api.MapPost("/keys", IssueKeyAsync);
         api.MapFleetApi();
+        api.MapMcpAdminApi();
         api.MapGet("/keys", (AgentKeyRing keys) => Results.Json(
             new ListResponse<KeyInfo>(keys.List().Select(k => new KeyInfo(k.Id, k.Agent, k.Prefix, k.CreatedAt)).ToList()), AdminJson.Relaxed.ListResponseKeyInfo));
         api.MapDelete("/keys/{id}", async (string id, AgentKeyRing keys, CancellationToken cancellationToken) =>

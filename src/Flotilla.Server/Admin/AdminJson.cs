@@ -45,6 +45,9 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(ListResponse<RevisionInfo>))]
 [JsonSerializable(typeof(FleetApplyResponse))]
 [JsonSerializable(typeof(FleetRefused))]
+[JsonSerializable(typeof(Flotilla.Storage.Mcp.ApprovalRecord))]
+[JsonSerializable(typeof(ListResponse<Flotilla.Storage.Mcp.ApprovalRecord>))]
+[JsonSerializable(typeof(DecisionRequest))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>Like <see cref="Default"/>, with readable text (no \u0027 for an apostrophe).</summary>

@@ -14,6 +14,7 @@ using Flotilla.Storage.Fleet;
 using Flotilla.Server.Admin;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Keys;
+using Flotilla.Storage.Mcp;
 using Flotilla.Storage.Sqlite;
 using Flotilla.Storage.Traces;
 using Flotilla.Storage.Usage;
@@ -100,6 +101,8 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IUsageStore, SqliteUsageStore>();
         builder.Services.AddSingleton<IAlertStore, SqliteAlertStore>();
         builder.Services.AddSingleton<IFleetRevisionStore, SqliteFleetRevisionStore>();
+        builder.Services.AddSingleton<IApprovalStore, SqliteApprovalStore>();
+        builder.Services.AddSingleton<IIdempotencyStore, SqliteIdempotencyStore>();
         builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
         builder.Services.AddMcpGateway();

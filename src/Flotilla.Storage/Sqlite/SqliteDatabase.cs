@@ -70,6 +70,38 @@ public sealed class SqliteDatabase
             created_at INTEGER NOT NULL,
             revoked_at INTEGER
         );
+        CREATE TABLE IF NOT EXISTS approvals (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            run TEXT,
+            user_name TEXT,
+            server TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            arguments_sha256 TEXT NOT NULL,
+            requested_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at INTEGER,
+            reason TEXT,
+            consumed_at INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS approvals_call ON approvals (agent, server, tool, arguments_sha256, requested_at DESC);
+        CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, requested_at DESC);
+        CREATE TABLE IF NOT EXISTS idempotency (
+            agent TEXT NOT NULL,
+            key TEXT NOT NULL,
+            server TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            arguments_sha256 TEXT NOT NULL,
+            state TEXT NOT NULL,
+            result TEXT,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (agent, key)
+        );
+        CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
         """;
 
     public SqliteDatabase(string dataDirectory)

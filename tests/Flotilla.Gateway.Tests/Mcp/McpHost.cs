@@ -16,9 +16,9 @@ internal sealed class McpHost : IAsyncDisposable
     public Uri Endpoint => new(Host.Server.Address, "mcp");
 
     /// <summary>Starts Flotilla with <paramref name="yaml"/> (servers, agents, gateway) and waits until <paramref name="ready"/> servers answer.</summary>
-    public static async Task<McpHost> StartAsync(string yaml, int ready)
+    public static async Task<McpHost> StartAsync(string yaml, int ready, TimeProvider? time = null)
     {
-        var host = new McpHost(await GatewayHost.StartAsync(yaml));
+        var host = new McpHost(await GatewayHost.StartAsync(yaml, time));
         await host.WaitForToolsAsync(ready);
         return host;
     }

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using static Flotilla.Cli.AdminCommands;
+
+namespace Flotilla.Cli;
+
+/// <summary>The MCP gateway's operator commands: approvals of destructive tool calls.</summary>
+internal static class McpCommands
+{
+    public static IEnumerable<Command> Create()
+    {
+        yield return Approvals();
+        yield return Decide("approve", "Approve a pending destructive tool call: the loop's next identical call runs it, once", reasonRequired: false);
+        yield return Decide("deny", "Deny a pending destructive tool call; the loop is told who denied it and why", reasonRequired: true);
+    }
+
+    private static Command Approvals()
+    {
+        var all = new Option<bool>("--all") { Description = "Every approval, not only pending ones (newest first)" };
+        var limit = new Option<int>("--limit") { Description = "At most this many", DefaultValueFactory = _ => 50 };
+        var command = new Command("approvals", "Destructive tool calls waiting for a human (and, with --all, past decisions)") { all, limit, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var query = $"api/approvals?limit={parse.GetValue(limit)}" + (parse.GetValue(all) ? "" : "&status=pending");
+            using var result = await client.SendAsync(HttpMethod.Get, query, null, ct);
+            if (Print(parse, result))
+            {
+                return 0;
+            }
+
+            var rows = result.RootElement.GetProperty("data").EnumerateArray().ToList();
+            if (rows.Count == 0)
+            {
+                AnsiConsole.MarkupLine(parse.GetValue(all) ? "No approvals yet." : "Nothing waits for approval.");
+                return 0;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("id", "requested (UTC)", "agent", "tool", "arguments", "status", "decided by", "expires (UTC)");
+            foreach (var a in rows)
+            {
+                table.AddRow(Cell(Str(a, "id")), Time(a, "requested_at"), Cell(Str(a, "agent")), Cell($"{Str(a, "server")}__{Str(a, "tool")}"),
+                    Cell(Shorten(Str(a, "arguments"), 80)), Cell(Str(a, "status")),
+                    Cell(Str(a, "decided_by") + (Str(a, "reason") is { Length: > 0 } why ? $": {why}" : "")), Time(a, "expires_at"));
+            }
+
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Decide(string decision, string description, bool reasonRequired)
+    {
+        var id = new Argument<string>("id") { Description = "The approval id (apr_…), from `flotilla approvals`" };
+        var reason = new Option<string?>("--reason") { Description = reasonRequired ? "Why (required): the loop and the audit trail see it" : "Why (kept on the record)", Required = reasonRequired };
+        var command = new Command(decision, description) { id, reason, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var body = JsonSerializer.Serialize(new Dictionary<string, string?> { ["reason"] = parse.GetValue(reason) }, CliMcpJson.Default.DictionaryStringString);
+            var (status, result) = await client.SendTextAsync(HttpMethod.Post, $"api/approvals/{Uri.EscapeDataString(parse.GetValue(id)!)}/{decision}", body, "application/json",
+                new Dictionary<string, string> { ["X-Flotilla-Actor"] = Environment.UserName }, ct);
+            using (result)
+            {
+                if (status >= 400)
+                {
+                    await Console.Error.WriteLineAsync(Flotilla.Fleet.DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
+                    return 1;
+                }
+
+                if (Print(parse, result))
+                {
+                    return 0;
+                }
+
+                var a = result.RootElement;
+                AnsiConsole.MarkupLine($"{Cell(Str(a, "id"))} {Cell(Str(a, "status"))} by {Cell(Str(a, "decided_by"))}: {Cell($"{Str(a, "server")}__{Str(a, "tool")}")} for agent {Cell(Str(a, "agent"))}" +
+                    (decision == "approve" ? " — it runs when the loop calls it again." : "."));
+                return 0;
+            }
+        }));
+        return command;
+    }
+
+    private static string Time(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
+            ? value.GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)
+            : "";
+
+    private static string Shorten(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string?>))]
+internal sealed partial class CliMcpJson : System.Text.Json.Serialization.JsonSerializerContext;

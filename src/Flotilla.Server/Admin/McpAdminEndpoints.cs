@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Flotilla.Fleet;
+using Flotilla.Mcp.Approvals;
+using Flotilla.Storage.Mcp;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Flotilla.Server.Admin;
+
+/// <summary>The MCP gateway's admin endpoints: approvals of destructive tool calls.</summary>
+internal static class McpAdminEndpoints
+{
+    public static void MapMcpAdminApi(this RouteGroupBuilder api)
+    {
+        api.MapGet("/approvals", async (HttpContext context, IApprovalStore approvals) =>
+        {
+            var status = context.Request.Query["status"].ToString() is { Length: > 0 } s ? s : null;
+            if (status is not (null or ApprovalStatus.Pending or ApprovalStatus.Approved or ApprovalStatus.Denied or ApprovalStatus.Expired or ApprovalStatus.Consumed))
+            {
+                return AdminEndpoints.Error(400, "invalid_request_error", "invalid_status", "status is one of pending, approved, denied, expired, consumed.");
+            }
+
+            var limit = int.TryParse(context.Request.Query["limit"], out var l) ? l : 100;
+            return Results.Json(new ListResponse<ApprovalRecord>(await approvals.ListAsync(status, limit, context.RequestAborted)), AdminJson.Relaxed.ListResponseApprovalRecord);
+        });
+        api.MapGet("/approvals/{id}", async (string id, IApprovalStore approvals, CancellationToken cancellationToken) =>
+            await approvals.GetAsync(id, cancellationToken) is { } approval
+                ? Results.Json(approval, AdminJson.Relaxed.ApprovalRecord)
+                : NotFound(id));
+        api.MapPost("/approvals/{id}/approve", (string id, HttpContext context, ApprovalGate gate) => DecideAsync(id, approve: true, context, gate));
+        api.MapPost("/approvals/{id}/deny", (string id, HttpContext context, ApprovalGate gate) => DecideAsync(id, approve: false, context, gate));
+    }
+
+    private static async Task<IResult> DecideAsync(string id, bool approve, HttpContext context, ApprovalGate gate)
+    {
+        DecisionRequest? body = null;
+        if (context.Request.ContentLength is not 0 && context.Request.Body is { } stream)
+        {
+            try
+            {
+                using var buffer = new MemoryStream();
+                await stream.CopyToAsync(buffer, context.RequestAborted);
+                body = buffer.Length == 0 ? null : JsonSerializer.Deserialize(buffer.ToArray(), AdminJson.Relaxed.DecisionRequest);
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
+            {
+                return AdminEndpoints.Error(400, "invalid_request_error", "invalid_json", "Send a JSON object: {\"reason\":\"TEXT\"}.");
+            }
+        }
+
+        var reason = body?.Reason is { } r && !string.IsNullOrWhiteSpace(r) ? DisplayText.Safe(r.Trim(), 1000) : null;
+        if (!approve && reason is null)
+        {
+            return AdminEndpoints.Error(400, "invalid_request_error", "reason_required", "A denial needs a reason: {\"reason\":\"TEXT\"}; the loop and the audit trail see it.");
+        }
+
+        var actor = context.Request.Headers[FleetEndpoints.ActorHeader].ToString() is { Length: > 0 and <= 64 } who && !DisplayText.HasUnsafe(who) ? $"admin ({who})" : "admin";
+        var (result, approval) = await gate.DecideAsync(id, approve, actor, reason, context.RequestAborted);
+        return result switch
+        {
+            DecisionResult.Decided => Results.Json(approval!, AdminJson.Relaxed.ApprovalRecord),
+            DecisionResult.NotFound => NotFound(id),
+            DecisionResult.Expired => AdminEndpoints.Error(409, "invalid_request_error", "approval_expired",
+                $"Approval {approval!.Id} expired at {approval.ExpiresAt:u} before a decision; the call was not run. The loop asks again when it retries."),
+            _ => AdminEndpoints.Error(409, "invalid_request_error", "approval_not_pending",
+                $"Approval {approval!.Id} is {approval.Status}{(approval.DecidedBy is null ? "" : $" (by {approval.DecidedBy} at {approval.DecidedAt:u})")}; only a pending approval can be decided."),
+        };
+    }
+
+    private static IResult NotFound(string id) =>
+        AdminEndpoints.Error(404, "invalid_request_error", "not_found", $"No approval with id '{DisplayText.Safe(id, 128)}'.");
+}
+
+internal sealed record DecisionRequest(string? Reason);
