@@ -13,6 +13,7 @@ internal static class McpCommands
     {
         yield return Approvals();
         yield return Decide("approve", "Approve a pending destructive tool call: the loop's next identical call runs it, once", reasonRequired: false);
+        yield return WhoTouches();
         yield return Decide("deny", "Deny a pending destructive tool call; the loop is told who denied it and why", reasonRequired: true);
     }
 
@@ -79,6 +80,54 @@ internal static class McpCommands
                     (decision == "approve" ? " — it runs when the loop calls it again." : "."));
                 return 0;
             }
+        }));
+        return command;
+    }
+
+    private static Command WhoTouches()
+    {
+        var artifact = new Argument<string>("artifact") { Description = "An artifact named under gateway.artifacts or in an agent's owns" };
+        var command = new Command("who-touches", "Which loop owns an artifact, which are granted tools that write it, and which called them") { artifact, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, $"api/artifacts/{Uri.EscapeDataString(parse.GetValue(artifact)!)}", null, ct);
+            if (Print(parse, result))
+            {
+                return 0;
+            }
+
+            var r = result.RootElement;
+            AnsiConsole.MarkupLine($"[bold]{Cell(Str(r, "name"))}[/]: owned by {(Str(r, "owner") is { Length: > 0 } owner ? Cell(owner) : "[yellow]nobody[/] (no agent's owns claims it)")}");
+            var writes = r.GetProperty("writes").EnumerateArray().ToList();
+            if (writes.Count == 0)
+            {
+                AnsiConsole.MarkupLine("[yellow]No gateway.artifacts entry says how a write is recognised, so writes are neither checked nor traced as writes.[/]");
+            }
+
+            foreach (var w in writes)
+            {
+                var args = w.GetProperty("args").EnumerateObject().Select(a => $"{a.Name}={a.Value.GetString()}");
+                AnsiConsole.MarkupLine($"  written by {Cell(Str(w, "server"))}: {Cell(string.Join(", ", w.GetProperty("tools").EnumerateArray().Select(t => t.GetString())))}" +
+                    (args.Any() ? $" where {Cell(string.Join(", ", args))}" : ""));
+            }
+
+            var grants = new Table().Border(TableBorder.Simple).Title("can write (by grant)").AddColumns("agent", "tools", "owner");
+            foreach (var g in r.GetProperty("can_write").EnumerateArray())
+            {
+                grants.AddRow(Cell(Str(g, "agent")), Cell(string.Join(", ", g.GetProperty("tools").EnumerateArray().Select(t => t.GetString()))),
+                    g.GetProperty("is_owner").GetBoolean() ? "yes" : "[red]no: refused at call time[/]");
+            }
+
+            AnsiConsole.Write(grants);
+            var wrote = new Table().Border(TableBorder.Simple).Title("called (from traces)").AddColumns("agent", "calls", "refused", "last (UTC)");
+            foreach (var w in r.GetProperty("wrote").EnumerateArray())
+            {
+                wrote.AddRow(Cell(Str(w, "agent")), w.GetProperty("calls").GetInt32().ToString(CultureInfo.InvariantCulture),
+                    w.GetProperty("refused").GetInt32().ToString(CultureInfo.InvariantCulture), Time(w, "last_at"));
+            }
+
+            AnsiConsole.Write(wrote);
+            return 0;
         }));
         return command;
     }

@@ -35,6 +35,7 @@ public static class McpGatewayExtensions
         services.AddHostedService(sp => sp.GetRequiredService<McpUpstreams>());
         services.AddSingleton<ToolCallPipeline>();
         services.AddSingleton<ApprovalGate>();
+        services.AddSingleton<Grants.ArtifactDirectory>();
         services.AddSingleton<IdempotentCalls>();
         services.AddHostedService<McpHousekeeping>();
         services.AddSingleton<McpCatalogHandlers>();

@@ -48,6 +48,7 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(Flotilla.Storage.Mcp.ApprovalRecord))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Storage.Mcp.ApprovalRecord>))]
 [JsonSerializable(typeof(DecisionRequest))]
+[JsonSerializable(typeof(Flotilla.Mcp.Grants.ArtifactReport))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>Like <see cref="Default"/>, with readable text (no \u0027 for an apostrophe).</summary>

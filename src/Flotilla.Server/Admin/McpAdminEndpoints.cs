@@ -28,6 +28,11 @@ internal static class McpAdminEndpoints
             await approvals.GetAsync(id, cancellationToken) is { } approval
                 ? Results.Json(approval, AdminJson.Relaxed.ApprovalRecord)
                 : NotFound(id));
+        api.MapGet("/artifacts/{name}", async (string name, Flotilla.Mcp.Grants.ArtifactDirectory artifacts, CancellationToken cancellationToken) =>
+            await artifacts.DescribeAsync(name, cancellationToken) is { } report
+                ? Results.Json(report, AdminJson.Relaxed.ArtifactReport)
+                : AdminEndpoints.Error(404, "invalid_request_error", "not_found",
+                    $"No artifact '{DisplayText.Safe(name, 128)}': it is neither under gateway.artifacts nor in any agent's owns."));
         api.MapPost("/approvals/{id}/approve", (string id, HttpContext context, ApprovalGate gate) => DecideAsync(id, approve: true, context, gate));
         api.MapPost("/approvals/{id}/deny", (string id, HttpContext context, ApprovalGate gate) => DecideAsync(id, approve: false, context, gate));
     }

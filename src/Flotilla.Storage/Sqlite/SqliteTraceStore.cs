@@ -88,6 +88,12 @@ public sealed class SqliteTraceStore(SqliteDatabase database) : ITraceStore
             command.Parameters.AddWithValue("$agent", query.Agent);
         }
 
+        if (query.Artifact is not null)
+        {
+            where.Add("kind = 'tool_call' AND json_extract(tool, '$.artifact') = $artifact");
+            command.Parameters.AddWithValue("$artifact", query.Artifact);
+        }
+
         if (query.Since is { } since)
         {
             where.Add("started_at >= $since");

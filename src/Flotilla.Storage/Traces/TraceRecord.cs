@@ -76,4 +76,5 @@ public sealed record TraceVerdict(string Hook, string Guardrail, string Action, 
 public sealed record TraceAttempt(string Target, string Provider, int Status, string Outcome, double LatencyMs, string? Error = null);
 
 /// <summary>A query over traces; every field narrows.</summary>
-public sealed record TraceQuery(string? Agent = null, DateTimeOffset? Since = null, int Limit = 50, string? Id = null);
+/// <param name="Artifact">Only tool calls that wrote (or tried to write) this artifact.</param>
+public sealed record TraceQuery(string? Agent = null, DateTimeOffset? Since = null, int Limit = 50, string? Id = null, string? Artifact = null);
