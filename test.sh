@@ -51,6 +51,24 @@ if [[ ${#need_apt[@]} -gt 0 ]]; then
     || echo "warning: could not install ${need_apt[*]}; checks that need them will fail" >&2
 fi
 
+# Real MCP servers from npm (server-everything, server-filesystem) for the MCP gateway tests, pinned by the lock file.
+if ! command -v npm >/dev/null; then
+  echo "Installing nodejs and npm (apt-get)…"
+  if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" update -qq >/dev/null 2>&1
+  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq nodejs npm >/dev/null 2>&1 \
+    || echo "warning: could not install nodejs and npm; the MCP server tests will fail" >&2
+fi
+servers=tests/mcp-servers
+if [[ ! -d $servers/node_modules || $servers/package-lock.json -nt $servers/node_modules ]]; then
+  echo "Installing the MCP servers the tests run (npm ci)…"
+  if npm ci --prefix "$servers" --no-audit --no-fund >"$results/npm.log" 2>&1; then
+    touch "$servers/node_modules"
+  else
+    echo "warning: npm ci failed (log: TestResults/npm.log); the MCP server tests will fail" >&2
+  fi
+fi
+
 # 2. Build everything (warnings are errors).
 echo "Restoring and building…"
 if ! dotnet build Flotilla.slnx -c Debug --nologo -v quiet >"$results/build.log" 2>&1; then
