@@ -49,6 +49,19 @@ public static class McpGatewayExtensions
                     Prompts = new PromptsCapability { ListChanged = true },
                     Resources = new ResourcesCapability { ListChanged = true },
                 };
+                // Parameters the SDK cannot read (a tools/call without a name, arguments that are not an object, a broken
+                // surrogate) are the caller's mistake: say so with -32602 and what was wrong, not "An error occurred".
+                options.Filters.Message.IncomingFilters.Add(static next => async (context, cancellationToken) =>
+                {
+                    try
+                    {
+                        await next(context, cancellationToken);
+                    }
+                    catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException && context.JsonRpcMessage is JsonRpcRequest request)
+                    {
+                        throw new McpProtocolException($"invalid params for {Fleet.DisplayText.Safe(request.Method, 64)}: {Fleet.DisplayText.Safe(e.Message, 300)}", McpErrorCode.InvalidParams);
+                    }
+                });
                 // 2026-07-28 clients have no session: they hold a subscriptions/listen request open for list_changed.
                 options.Handlers.SubscriptionsListenHandler = static (request, cancellationToken) =>
                     request.Services!.GetRequiredService<McpSessions>().ListenAsync(request, cancellationToken);

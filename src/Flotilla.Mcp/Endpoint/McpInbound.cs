@@ -53,8 +53,26 @@ internal sealed class McpInbound(RequestDelegate next, AgentKeyRing keys, LiveFl
             return;
         }
 
+        var limit = fleet.Current.Config.Gateway.Limits.MaxRequestBodyBytes;
+        if (request.ContentLength > limit)
+        {
+            await RefuseAsync(context, StatusCodes.Status413RequestEntityTooLarge,
+                $"the message is {request.ContentLength} bytes; the limit is {limit} (gateway.limits.max_request_body_bytes)");
+            return;
+        }
+
         context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(AgentClaim, record.Agent), new Claim(KeyClaim, record.Id)], "flotilla-agent-key", AgentClaim, null));
-        await next(context);
+        try
+        {
+            await next(context);
+        }
+        catch (BadHttpRequestException e) when (!context.Response.HasStarted)
+        {
+            // A body over Kestrel's limit without a declared length, a client that stopped sending: a JSON-RPC error, not a crash.
+            await RefuseAsync(context, e.StatusCode, e.StatusCode == StatusCodes.Status413RequestEntityTooLarge
+                ? $"the message is over the limit of {limit} bytes (gateway.limits.max_request_body_bytes)"
+                : Sanitize(e.Message));
+        }
     }
 
     public static string? AgentOf(ClaimsPrincipal? user) => user?.FindFirst(AgentClaim)?.Value;
@@ -105,7 +123,7 @@ internal sealed class McpInbound(RequestDelegate next, AgentKeyRing keys, LiveFl
         writer.WriteStartObject();
         writer.WriteString("jsonrpc", "2.0");
         writer.WriteStartObject("error");
-        writer.WriteNumber("code", status == 401 ? -32001 : Calls.McpErrors.Forbidden);
+        writer.WriteNumber("code", status switch { 401 => -32001, 403 => Calls.McpErrors.Forbidden, _ => -32600 });
         writer.WriteString("message", message);
         writer.WriteEndObject();
         writer.WriteNull("id");
