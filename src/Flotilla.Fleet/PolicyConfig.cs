@@ -90,7 +90,11 @@ public sealed record RateLimitRule(
     long? TokensPerMinute,
     long? TokensPerHour,
     long? TokensPerDay,
-    SourceLocation Location);
+    SourceLocation Location)
+{
+    /// <summary>MCP tool calls per minute (counted by the MCP gateway only; model calls never count against it).</summary>
+    public long? ToolCallsPerMinute { get; init; }
+}
 
 /// <summary>Where alerts go besides the alert list.</summary>
 public sealed record AlertsConfig(Uri? Webhook);

@@ -519,7 +519,11 @@ public static partial class FleetLoader
     private static RateLimitRule ReadRateLimit(YamlMap map)
     {
         var appliesPer = map.String("applies_per", required: true) ?? "agent";
-        CheckAppliesPer(map, appliesPer);
+        if (appliesPer != "server")
+        {
+            CheckAppliesPer(map, appliesPer);
+        }
+
         var rule = new RateLimitRule(
             appliesPer,
             map.Long("requests_per_minute", 1),
@@ -528,10 +532,19 @@ public static partial class FleetLoader
             map.Long("tokens_per_minute", 1),
             map.Long("tokens_per_hour", 1),
             map.Long("tokens_per_day", 1),
-            map.Location);
-        if (rule is { RequestsPerMinute: null, RequestsPerHour: null, RequestsPerDay: null, TokensPerMinute: null, TokensPerHour: null, TokensPerDay: null })
+            map.Location)
         {
-            map.Diagnostics.Error(map.Location, $"{map.Path}: a rate limit needs at least one of requests_per_minute/hour/day or tokens_per_minute/hour/day");
+            ToolCallsPerMinute = map.Long("tool_calls_per_minute", 1),
+        };
+        var modelLimits = rule is not { RequestsPerMinute: null, RequestsPerHour: null, RequestsPerDay: null, TokensPerMinute: null, TokensPerHour: null, TokensPerDay: null };
+        if (!modelLimits && rule.ToolCallsPerMinute is null)
+        {
+            map.Diagnostics.Error(map.Location, $"{map.Path}: a rate limit needs at least one of requests_per_minute/hour/day, tokens_per_minute/hour/day or tool_calls_per_minute");
+        }
+
+        if (appliesPer == "server" && modelLimits)
+        {
+            map.Diagnostics.Error(map.LocationOf("applies_per"), $"{map.Path}: applies_per: server counts MCP tool calls only, so its requests/tokens limits could never apply; use tool_calls_per_minute");
         }
 
         map.RejectUnknownKeys();

@@ -8,10 +8,14 @@ namespace Flotilla.Governance.Policy;
 /// </summary>
 public readonly record struct CallSubject(string Agent, string Team, string Model, IReadOnlyDictionary<string, string>? Metadata)
 {
+    /// <summary>The MCP server of a tool call (<c>applies_per: server</c>); null for a model call.</summary>
+    public string? Server { get; init; }
+
     public string? KeyFor(string appliesPer) => appliesPer switch
     {
         "agent" => Agent,
         "team" => Team,
+        "server" => Server,
         "model" or "virtual_model" => Model,
         _ when appliesPer.StartsWith("metadata.", StringComparison.Ordinal) =>
             Metadata is not null && Metadata.TryGetValue(appliesPer["metadata.".Length..], out var value) ? value : null,

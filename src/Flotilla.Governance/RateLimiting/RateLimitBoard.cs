@@ -75,6 +75,45 @@ public sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimi
             : new RateLimitDecision(true, TimeSpan.Zero, null, taken.Where(c => c.Tokens).Select(c => c.Counter).ToList());
     }
 
+    /// <summary>
+    /// Counts one MCP tool call against every rule with <c>tool_calls_per_minute</c> that applies to it, or refuses without
+    /// counting when one is full. Tool calls have their own counters (their scope is prefixed <c>tool_calls:</c>), so model
+    /// requests and tool calls never count against each other's limits.
+    /// </summary>
+    public RateLimitDecision TryAcquireToolCall(in CallSubject subject)
+    {
+        var now = time.GetUtcNow();
+        var taken = new List<RateCounterKey>(2);
+        foreach (var rule in rules)
+        {
+            if (rule.ToolCallsPerMinute is not { } limit || subject.KeyFor(rule.AppliesPer) is not { } key)
+            {
+                continue;
+            }
+
+            var counter = new RateCounterKey("tool_calls:" + rule.AppliesPer, key, TimeSpan.FromMinutes(1), false);
+            var counted = taken.Contains(counter);
+            if (counters.TryAdd(counter, now, counted ? 0 : 1, limit) is { } retryAfter)
+            {
+                foreach (var earlier in taken)
+                {
+                    counters.Add(earlier, now, -1);
+                }
+
+                return new RateLimitDecision(false, retryAfter,
+                    $"Rate limit reached: {limit} tool calls per minute for {rule.AppliesPer} '{key}' (gateway.rate_limits, line {rule.Location.Line}). Retry after {Math.Ceiling(retryAfter.TotalSeconds):0} s.",
+                    null);
+            }
+
+            if (!counted)
+            {
+                taken.Add(counter);
+            }
+        }
+
+        return RateLimitDecision.Allowed;
+    }
+
     /// <summary>After the call: replaces the token estimate with the actual count.</summary>
     public void Reconcile(RateLimitDecision decision, long estimatedTokens, long actualTokens)
     {

@@ -36,7 +36,7 @@ internal sealed class ToolCall(FleetSnapshot snapshot, string traceId, string re
 
     public string? ErrorMessage { get; set; }
 
-    public override CallSubject Subject => new(Caller!.Agent.Name, Caller.Agent.Owner, Exposed, Metadata);
+    public override CallSubject Subject => new(Caller!.Agent.Name, Caller.Agent.Owner, Exposed, Metadata) { Server = Server };
 
     public override long ActualTokens => 0;
 

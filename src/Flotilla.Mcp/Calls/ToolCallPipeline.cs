@@ -51,6 +51,7 @@ internal sealed partial class ToolCallPipeline(
                     McpErrors.Unavailable => (502, "upstream_unavailable"),
                     McpErrors.Conflict => (409, "idempotency_conflict"),
                     McpErrors.OutcomeUnknown => (409, "outcome_unknown"),
+                    McpErrors.RateLimited => (429, "rate_limited"),
                     _ => (400, "invalid_request"),
                 };
                 call.Fail(status, code, e.Message);
@@ -127,6 +128,12 @@ internal sealed partial class ToolCallPipeline(
             {
                 throw Refuse(call, 403, "artifact_owned", $"'{entry.Tool.Name}' on '{server.Name}' writes artifact '{artifact.Name}', which agent '{owner}' owns; only its owner may write it");
             }
+        }
+
+        if (snapshot.RateLimits.TryAcquireToolCall(call.Subject) is { IsAllowed: false } limited)
+        {
+            call.Note(limited.Reason!);
+            throw Refuse(call, 429, "rate_limited", limited.Reason!, McpErrors.RateLimited);
         }
 
         var guardrails = snapshot.Guardrails;

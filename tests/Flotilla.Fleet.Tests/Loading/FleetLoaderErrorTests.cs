@@ -509,7 +509,7 @@ public sealed class FleetLoaderErrorTests
         Errors(yaml).ShouldBe([
             $"{At(yaml, "user")}: gateway.budgets[0].applies_per: 'user' is not one of agent, team, model, virtual_model, metadata.KEY",
             $"{At(yaml, "metadata.")}: gateway.rate_limits[0].applies_per: 'metadata.' is not one of agent, team, model, virtual_model, metadata.KEY",
-            $"{At(yaml, "{ applies_per: agent }")}: gateway.rate_limits[1]: a rate limit needs at least one of requests_per_minute/hour/day or tokens_per_minute/hour/day",
+            $"{At(yaml, "{ applies_per: agent }")}: gateway.rate_limits[1]: a rate limit needs at least one of requests_per_minute/hour/day, tokens_per_minute/hour/day or tool_calls_per_minute",
         ]);
     }
 

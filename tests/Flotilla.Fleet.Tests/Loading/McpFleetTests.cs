@@ -120,6 +120,16 @@ public sealed class McpFleetTests
         SingleError($"gateway: {{ {gateway} }}" + Servers).ShouldContain(message);
 
     [Fact]
+    public void Tool_call_rate_limits_load_and_a_server_rule_with_model_limits_is_refused()
+    {
+        var fleet = Valid("gateway: { rate_limits: [ { applies_per: server, tool_calls_per_minute: 30 }, { applies_per: agent, requests_per_minute: 60, tool_calls_per_minute: 10 } ] }" + Servers);
+        fleet.Gateway.RateLimits.Select(r => r.ToolCallsPerMinute).ShouldBe([30L, 10L]);
+
+        SingleError("gateway: { rate_limits: [ { applies_per: server, requests_per_minute: 5 } ] }" + Servers)
+            .ShouldContain("applies_per: server counts MCP tool calls only");
+    }
+
+    [Fact]
     public void Per_user_auth_takes_no_token_from_the_file()
     {
         const string yaml = """mcp_server: { name: s, url: "https://mcp.example", auth: { type: per_user, token: "${env:T}" } }""";

@@ -298,6 +298,33 @@ public sealed class McpGatewayTests
     }
 
     [Fact]
+    public async Task Tool_calls_per_minute_are_limited_per_agent_and_per_server_without_reaching_the_server()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var files = await FakeMcpServer.StartAsync();
+        const string Limits = """
+              rate_limits:
+                - { applies_per: agent, tool_calls_per_minute: 3 }
+                - { applies_per: server, tool_calls_per_minute: 2 }
+            """;
+        await using var mcp = await McpHost.StartAsync(Fleet(github, files, Limits), ready: 2);
+        var writer = await mcp.ConnectAsync("writer");
+        var read = new Dictionary<string, object?> { ["path"] = "a" };
+
+        await writer.CallToolAsync("github__read_file", read, cancellationToken: Ct);
+        await writer.CallToolAsync("github__read_file", read, cancellationToken: Ct);
+        var perServer = await Should.ThrowAsync<McpProtocolException>(() => writer.CallToolAsync("github__read_file", read, cancellationToken: Ct).AsTask());
+        ((int)perServer.ErrorCode).ShouldBe(-32029);
+        perServer.Message.ShouldContain("2 tool calls per minute for server 'github'");
+        await writer.CallToolAsync("files__read_file", read, cancellationToken: Ct);
+        var perAgent = await Should.ThrowAsync<McpProtocolException>(() => writer.CallToolAsync("files__read_file", read, cancellationToken: Ct).AsTask());
+        perAgent.Message.ShouldContain("3 tool calls per minute for agent 'writer'");
+
+        github.CallsTo("read_file").ShouldBe(2);
+        files.CallsTo("read_file").ShouldBe(1);
+    }
+
+    [Fact]
     public async Task Unknown_tools_and_servers_answer_json_rpc_errors_and_the_endpoint_keeps_serving()
     {
         await using var github = await FakeMcpServer.StartAsync();
