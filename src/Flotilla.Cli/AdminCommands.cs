@@ -164,7 +164,7 @@ internal static class AdminCommands
             }
 
             var table = new Table().Border(TableBorder.Simple)
-                .AddColumns("time (UTC)", "agent", "model", "attempts", "status", "tokens in/out", "cost $", "ttft ms", "total ms", "trace id");
+                .AddColumns("time (UTC)", "agent", "model or tool", "attempts", "status", "tokens in/out", "cost $", "ttft ms", "total ms", "trace id");
             foreach (var t in result.RootElement.GetProperty("data").EnumerateArray())
             {
                 var attempts = t.GetProperty("attempts").EnumerateArray()

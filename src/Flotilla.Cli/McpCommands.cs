@@ -11,10 +11,37 @@ internal static class McpCommands
 {
     public static IEnumerable<Command> Create()
     {
+        yield return Servers();
         yield return Approvals();
         yield return Decide("approve", "Approve a pending destructive tool call: the loop's next identical call runs it, once", reasonRequired: false);
         yield return WhoTouches();
         yield return Decide("deny", "Deny a pending destructive tool call; the loop is told who denied it and why", reasonRequired: true);
+    }
+
+    private static Command Servers()
+    {
+        var command = new Command("mcp-servers", "The fleet's MCP servers: reached how, answering or not (and why), tools served") { AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, "api/mcp/servers", null, ct);
+            if (Print(parse, result))
+            {
+                return 0;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("server", "transport", "state", "tools", "prompts", "resources", "why not ready");
+            foreach (var s in result.RootElement.GetProperty("data").EnumerateArray())
+            {
+                var state = Str(s, "state");
+                table.AddRow(Cell(Str(s, "name")), Cell(Str(s, "transport")), state == "ready" ? "ready" : $"[red]{Cell(state)}[/]",
+                    s.GetProperty("tools").GetInt32().ToString(CultureInfo.InvariantCulture), s.GetProperty("prompts").GetInt32().ToString(CultureInfo.InvariantCulture),
+                    s.GetProperty("resources").GetInt32().ToString(CultureInfo.InvariantCulture), Cell(Str(s, "failure")));
+            }
+
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return command;
     }
 
     private static Command Approvals()

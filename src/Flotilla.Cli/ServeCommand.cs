@@ -66,7 +66,7 @@ internal static class ServeCommand
             });
             var f = loaded.Fleet!;
             Console.WriteLine($"Flotilla serving {path} ({f.Agents.Count} agents, {f.Gateway.Models.Count} models, {f.Gateway.Routing.VirtualModels.Count} virtual models) on {server.Address}");
-            Console.WriteLine($"  OpenAI-compatible: {server.Address}v1   admin API: {server.Address}api   Ctrl+C stops.");
+            Console.WriteLine($"  OpenAI-compatible: {server.Address}v1   MCP: {server.Address}mcp ({f.McpServers.Count} servers)   admin API: {server.Address}api   Ctrl+C stops.");
             await server.WaitForShutdownAsync(cancellationToken);
             return 0;
         });

@@ -36,6 +36,7 @@ public static class McpGatewayExtensions
         services.AddSingleton<ToolCallPipeline>();
         services.AddSingleton<ApprovalGate>();
         services.AddSingleton<Grants.ArtifactDirectory>();
+        services.AddSingleton(sp => new McpStatus(sp.GetRequiredService<McpUpstreams>()));
         services.AddSingleton<IdempotentCalls>();
         services.AddHostedService<McpHousekeeping>();
         services.AddSingleton<McpCatalogHandlers>();

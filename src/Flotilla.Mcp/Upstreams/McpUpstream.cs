@@ -136,6 +136,12 @@ internal sealed partial class McpUpstream : IAsyncDisposable
 
     private async Task<McpClient> ConnectAsync(CancellationToken stop)
     {
+        if (Config.Auth.Type == McpAuthType.PerUser)
+        {
+            // Fail closed: without the token vault there is no user's credential to present, and no other may stand in.
+            throw new InvalidOperationException("auth per_user needs the token vault (PUT /api/mcp/tokens/{server}/{user}), which this build does not have yet; its tools are not served");
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
         timeout.CancelAfter(Config.Timeout);
         var options = new McpClientOptions

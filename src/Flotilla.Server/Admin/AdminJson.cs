@@ -49,6 +49,7 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(ListResponse<Flotilla.Storage.Mcp.ApprovalRecord>))]
 [JsonSerializable(typeof(DecisionRequest))]
 [JsonSerializable(typeof(Flotilla.Mcp.Grants.ArtifactReport))]
+[JsonSerializable(typeof(ListResponse<Flotilla.Mcp.Upstreams.McpServerStatus>))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>Like <see cref="Default"/>, with readable text (no \u0027 for an apostrophe).</summary>

@@ -28,6 +28,8 @@ internal static class McpAdminEndpoints
             await approvals.GetAsync(id, cancellationToken) is { } approval
                 ? Results.Json(approval, AdminJson.Relaxed.ApprovalRecord)
                 : NotFound(id));
+        api.MapGet("/mcp/servers", (Flotilla.Mcp.Upstreams.McpStatus status) =>
+            Results.Json(new ListResponse<Flotilla.Mcp.Upstreams.McpServerStatus>(status.Servers()), AdminJson.Relaxed.ListResponseMcpServerStatus));
         api.MapGet("/artifacts/{name}", async (string name, Flotilla.Mcp.Grants.ArtifactDirectory artifacts, CancellationToken cancellationToken) =>
             await artifacts.DescribeAsync(name, cancellationToken) is { } report
                 ? Results.Json(report, AdminJson.Relaxed.ArtifactReport)

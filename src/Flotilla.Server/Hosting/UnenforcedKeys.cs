@@ -22,6 +22,11 @@ internal static class UnenforcedKeys
                 "so writes to it by other loops are not refused; add one (docs/mcp.md#artifact-ownership)";
         }
 
+        if (fleet.McpServers.Where(s => s.Auth.Type == McpAuthType.PerUser).Select(s => s.Name).ToList() is { Count: > 0 } perUser)
+        {
+            yield return $"mcp_server auth per_user ({string.Join(", ", perUser)}) is parsed but the token vault is not built yet: these servers are not connected and their tools are not served";
+        }
+
         var agents = fleet.Agents;
         if (agents.Any(a => a.Trigger?.Schedule is not null))
         {

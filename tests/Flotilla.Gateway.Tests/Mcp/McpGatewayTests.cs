@@ -218,6 +218,10 @@ public sealed class McpGatewayTests
         var failed = await Should.ThrowAsync<McpProtocolException>(() => writer.CallToolAsync("github__read_file", new Dictionary<string, object?> { ["path"] = "a" }, cancellationToken: Ct).AsTask());
         ((int)failed.ErrorCode).ShouldBe(-32004);
         failed.Message.ShouldContain("mcp server 'github'");
+        var servers = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync<JsonElement>(mcp.Host.Admin, "/api/mcp/servers", Ct);
+        var github_ = servers.GetProperty("data").EnumerateArray().Single(s => s.GetProperty("name").GetString() == "github");
+        github_.GetProperty("state").GetString().ShouldNotBe("ready");
+        github_.GetProperty("failure").GetString().ShouldNotBeNullOrEmpty();
 
         var started = DateTime.UtcNow;
         (await writer.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).ShouldBe(["files__fail", "files__fetch_page", "files__read_file"]);
