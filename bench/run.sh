@@ -30,10 +30,10 @@ done
 gateway_cpu="${BENCH_GATEWAY_CPU:-0}"
 load_cpu="${BENCH_LOAD_CPU:-1}"
 if [[ "$mode" == full ]]; then
-  step_s=10; window_s=5; warm_max_s=45; ceiling_warm_max_s=20; ttft_samples=2000; ttft_warmup=500; lat_samples=10000; lat_warmup=1000
+  step_s=10; window_s=5; warm_max_s=45; ceiling_warm_max_s=20; ttft_samples=2000; ttft_warmup=500; lat_samples=10000; lat_warmup=1000; mcp_samples=3000; mcp_warmup=500
   streams=1000; streams_s=10; ramp_ms=1000; quiet_wait_s=${BENCH_QUIET_WAIT:-60}
 else
-  step_s=1; window_s=1; warm_max_s=2; ceiling_warm_max_s=2; ttft_samples=200; ttft_warmup=50; lat_samples=500; lat_warmup=100
+  step_s=1; window_s=1; warm_max_s=2; ceiling_warm_max_s=2; ttft_samples=200; ttft_warmup=50; lat_samples=500; lat_warmup=100; mcp_samples=200; mcp_warmup=50
   streams=200; streams_s=2; ramp_ms=200; quiet_wait_s=0
 fi
 conns=64            # saturation, instant upstream
@@ -218,16 +218,21 @@ gateway:
   guardrails:
     llm_input: [prompt-injection]
     llm_output: [pii, secrets-detection]
+    mcp_pre_tool: [prompt-injection]
+    mcp_post_tool: [secrets-detection, pii]
   budgets:
     - { applies_per: agent, limit: 1000000/day, alert_at: [75, 90, 100] }
   rate_limits:
-    - { applies_per: agent, requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }
+    - { applies_per: agent, requests_per_minute: 1000000000, tokens_per_minute: 1000000000000, tool_calls_per_minute: 1000000000 }
+---
+mcp_server: { name: bench-tools, url: "http://127.0.0.1:$up_port/mcp", trusted: true }
 ---
 agent:
   name: bench-agent
   owner: bench-team
   description: The caller of every benchmark request.
   model: bench
+  mcp_servers: [bench-tools]
 EOF
 
 # The same fleet without guardrails, for a second run of the streams step: output guardrails hold text back (see
@@ -258,6 +263,22 @@ with_model bench-slow >"$tmp/chat-slow.json"
 stream_body bench >"$tmp/stream.json"
 stream_body bench-streams >"$tmp/stream-long.json"
 body_bytes=$(wc -c <"$tmp/chat.json")
+# A loop's history, resent on every step with only its last message new (__VARY__ becomes a counter per request):
+# 60 turns (~70 KB) and the 2-turn baseline.
+loop_body() { # loop_body TURNS
+  awk -v turns="$1" 'BEGIN {
+    filler = "the failing test reads the fixture before the migration runs; "
+    printf "{\"model\":\"bench\",\"messages\":[{\"role\":\"system\",\"content\":\"You triage failing builds.\"}"
+    for (t = 1; t < turns; t++) {
+      text = ""; for (i = 0; i < 18; i++) text = text filler
+      printf ",{\"role\":\"%s\",\"content\":\"step %d: %s\"}", (t % 2 ? "user" : "assistant"), t, text
+    }
+    printf ",{\"role\":\"user\",\"content\":\"step %d: what failed in run __VARY__?\"}],\"max_tokens\":64}", turns
+  }'
+}
+loop_body 60 >"$tmp/loop-60.json"
+loop_body 2 >"$tmp/loop-2.json"
+loop_bytes=$(wc -c <"$tmp/loop-60.json")
 
 gw_url="http://127.0.0.1:$gw_port/v1/chat/completions"
 up_url="http://127.0.0.1:$up_port/v1/chat/completions"
@@ -331,6 +352,11 @@ rss_after_load_kb=$(status_kb "$gw_pid" VmRSS)
 cpu_us_per_request=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$hz" -v n="${R[gateway.requests]}" \
   'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
 
+# The long-history loop: the full chain on a 60-turn history whose last message changes per request, against 2 turns.
+measure loop-2 "$conns" "$step_s" "$gw_url" "$tmp/loop-2.json" "$agent_key"
+measure loop-60 "$conns" "$step_s" "$gw_url" "$tmp/loop-60.json" "$agent_key"
+loop_ratio=$(awk -v a="${R[loop-2.rps]}" -v b="${R[loop-60.rps]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+
 probe() { taskset -c "$load_cpu" dotnet "$out/probe/Flotilla.Bench.Probe.dll" "$@"; }
 say "latency at concurrency 1: $lat_samples calls each, direct and through the gateway, interleaved (cross-check of wrk -c 1)"
 acct_begin
@@ -345,6 +371,13 @@ ttft_json=$(probe ttft --direct "$up_url" --direct-key "$upstream_key" --gateway
   --body "$tmp/stream.json" --samples "$ttft_samples" --warmup "$ttft_warmup" 2>"$logs/probe-ttft.log") \
   || { echo "$ttft_json" >&2; cat "$logs/probe-ttft.log" >&2; die "the TTFT probe failed"; }
 R[ttft.background]=$(acct_end)
+
+say "MCP tools/call at concurrency 1: $mcp_samples calls each, direct to the upstream's /mcp and through the gateway's, interleaved"
+acct_begin
+mcp_json=$(probe mcp --direct "http://127.0.0.1:$up_port/mcp" --gateway "http://127.0.0.1:$gw_port/mcp" --gateway-key "$agent_key" \
+  --direct-tool lookup --gateway-tool bench-tools__lookup --samples "$mcp_samples" --warmup "$mcp_warmup" 2>"$logs/probe-mcp.log") \
+  || { echo "$mcp_json" >&2; cat "$logs/probe-mcp.log" >&2; die "the MCP probe failed"; }
+R[mcp.background]=$(acct_end)
 
 # streams NAME PID URL KEY: $streams streams at once through the gateway PID; JSON in streams_json_NAME, peak RSS in
 # rss_peak_NAME (kB), other load in R[NAME.background].
@@ -415,6 +448,9 @@ wrk_add_p50=$(( ${R[gateway-c1.p50_us]} - ${R[direct-c1.p50_us]} )); wrk_add_p99
 lat_direct_p50=$(jnum "$lat_json" .direct.p50_us); lat_direct_p99=$(jnum "$lat_json" .direct.p99_us)
 lat_gw_p50=$(jnum "$lat_json" .gateway.p50_us); lat_gw_p99=$(jnum "$lat_json" .gateway.p99_us)
 add_p50=$((lat_gw_p50 - lat_direct_p50)); add_p99=$((lat_gw_p99 - lat_direct_p99))
+mcp_direct_p50=$(jnum "$mcp_json" .direct.p50_us); mcp_direct_p99=$(jnum "$mcp_json" .direct.p99_us)
+mcp_gw_p50=$(jnum "$mcp_json" .gateway.p50_us); mcp_gw_p99=$(jnum "$mcp_json" .gateway.p99_us)
+mcp_add_p50=$((mcp_gw_p50 - mcp_direct_p50)); mcp_add_p99=$((mcp_gw_p99 - mcp_direct_p99))
 s_completed=$(jnum "$streams_json" .completed); s_errors=$(jnum "$streams_json" .errors); s_stalls=$(jnum "$streams_json" .stalls)
 s_peak=$(jnum "$streams_json" .peak_in_flight)
 s_gap_p99=$(jnum "$streams_json" .chunk_gap.p99_us); s_gap_max=$(jnum "$streams_json" .chunk_gap.max_us)
@@ -464,6 +500,8 @@ answer); wrk's \`-c 1\` figures are shown too, but on this machine their latency
 | latency c=1, p50 (probe) | $lat_gw_p50 µs | $lat_direct_p50 µs | added **$add_p50 µs** | added ≤ 60 µs | $(verdict "$add_p50" "<=" 60) | $(bg "${R[latency.background]}") |
 | latency c=1, p99 (probe) | $lat_gw_p99 µs | $lat_direct_p99 µs | added **$add_p99 µs** | added ≤ 150 µs | $(verdict "$add_p99" "<=" 150) | |
 | latency c=1, p50 / p99 (wrk) | ${R[gateway-c1.p50_us]} / ${R[gateway-c1.p99_us]} µs | ${R[direct-c1.p50_us]} / ${R[direct-c1.p99_us]} µs | added $wrk_add_p50 / $wrk_add_p99 µs | | | $(bg "${R[gateway-c1.background]}" "${R[direct-c1.background]}") |
+| loop history, full chain, c=$conns: 2 turns vs 60 turns ($(fmt "$loop_bytes") B), last message new per request | $(fmt "${R[loop-2.rps]}") vs $(fmt "${R[loop-60.rps]}") RPS$(errors_note loop-60) | | 60 turns cost **${loop_ratio}×** 2 turns | ≤ 2× | $(verdict "$loop_ratio" "<=" 2) | $(bg "${R[loop-2.background]}" "${R[loop-60.background]}") |
+| MCP tools/call c=1, p50 / p99 (SDK client, mcp_pre/post_tool guardrails on) | $mcp_gw_p50 / $mcp_gw_p99 µs | $mcp_direct_p50 / $mcp_direct_p99 µs | added **$mcp_add_p50** / $mcp_add_p99 µs | added ≤ 100 µs p50 | $(verdict "$mcp_add_p50" "<=" 100) | $(bg "${R[mcp.background]}") |
 | time to first token, p50 | $tok_gw_p50 µs | $tok_direct_p50 µs | added **$tok_add_p50 µs** | added ≤ 300 µs | $(verdict "$tok_add_p50" "<=" 300) | $(bg "${R[ttft.background]}") |
 | time to first token, p99 | $tok_gw_p99 µs | $tok_direct_p99 µs | added **$tok_add_p99 µs** | (the goal reads as p50) | | |
 | time to first \`data:\` byte, p50 / p99 | $ttft_gw_p50 / $ttft_gw_p99 µs | $ttft_direct_p50 / $ttft_direct_p99 µs | added $ttft_add_p50 / $ttft_add_p99 µs | | | |
@@ -497,6 +535,8 @@ cat >"$json" <<EOF
   "saturation_instant": { "gateway": $(w gateway "$conns"), "direct": $(w direct "$conns"), "ceiling_hello": $(w hello "$conns"), "ceiling_chat": $(w ceiling-chat "$conns"), "gateway_cpu_us_per_request": $cpu_us_per_request },
   "saturation_delay_${slow_ms}ms": { "gateway": $(w gateway-slow "$conns_slow"), "direct": $(w direct-slow "$conns_slow") },
   "latency_c1": { "probe": $lat_json, "added_p50_us": $add_p50, "added_p99_us": $add_p99, "probe_other_load_pct": ${R[latency.background]}, "wrk": { "gateway": $(w gateway-c1 1), "direct": $(w direct-c1 1), "added_p50_us": $wrk_add_p50, "added_p99_us": $wrk_add_p99 } },
+  "loop_history": { "two_turns": $(w loop-2 "$conns"), "sixty_turns": $(w loop-60 "$conns"), "sixty_turn_bytes": $loop_bytes, "cost_ratio": $loop_ratio },
+  "mcp_tools_call_c1": { "probe": $mcp_json, "added_p50_us": $mcp_add_p50, "added_p99_us": $mcp_add_p99, "other_load_pct": ${R[mcp.background]} },
   "ttft": { "probe": $ttft_json, "first_token_added_p50_us": $tok_add_p50, "first_token_added_p99_us": $tok_add_p99, "first_byte_added_p50_us": $ttft_add_p50, "first_byte_added_p99_us": $ttft_add_p99, "other_load_pct": ${R[ttft.background]} },
   "streams": { "full": $streams_json, "relay_only": $streams_json_relay, "other_load_pct": { "full": ${R[streams-full.background]}, "relay_only": ${R[streams-relay.background]} } },
   "memory": { "rss_after_rps_kb": $rss_after_load_kb, "rss_peak_streams_kb": $rss_streams_kb, "rss_end_kb": $rss_end_kb, "vmhwm_kb": $hwm_kb, "relay_only_rss_peak_streams_kb": $rss_peak_relay, "relay_only_vmhwm_kb": $relay_hwm_kb },
@@ -507,6 +547,8 @@ cat >"$json" <<EOF
     "added_p50_us": { "goal": 60, "value": $add_p50 },
     "added_p99_us": { "goal": 150, "value": $add_p99 },
     "ttft_added_p50_us": { "goal": 300, "value": $tok_add_p50 },
+    "mcp_added_p50_us": { "goal": 100, "value": $mcp_add_p50 },
+    "loop_history_cost_ratio": { "goal": 2, "value": $loop_ratio },
     "concurrent_streams": { "goal": 1000, "value": $s_peak, "stalls": $s_stalls, "errors": $s_errors },
     "rss_mb": { "goal": 150, "value": $(mb "$rss_peak_kb") }
   }

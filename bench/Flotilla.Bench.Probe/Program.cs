@@ -5,6 +5,8 @@ using Flotilla.Bench.Probe;
 //           time from sending a streaming request to the first `data:` byte, direct and through the gateway, interleaved
 //   latency --direct URL --direct-key KEY --gateway URL --gateway-key KEY --body FILE [--samples N] [--warmup N]
 //           non-streaming calls one at a time, direct and through the gateway, interleaved: time to the whole answer
+//   mcp     --direct URL --gateway URL --gateway-key KEY --direct-tool NAME --gateway-tool NAME [--samples N] [--warmup N]
+//           MCP tools/call one at a time with the MCP SDK client, direct and through the gateway's /mcp, interleaved
 //   streams --url URL --key KEY --body FILE [--concurrency N] [--duration-s N] [--ramp-ms N] [--stall-ms N]
 //           N streams open at once for a while: completed streams, errors, gaps between chunks, stalls
 try
@@ -15,6 +17,7 @@ try
         "ttft" => await TtftProbe.RunAsync(options),
         "latency" => await LatencyProbe.RunAsync(options),
         "streams" => await StreamsProbe.RunAsync(options),
+        "mcp" => await McpProbe.RunAsync(options),
         _ => Usage(),
     };
 }
@@ -28,6 +31,7 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: Flotilla.Bench.Probe ttft --direct URL --direct-key KEY --gateway URL --gateway-key KEY --body FILE [--samples N] [--warmup N]");
     Console.Error.WriteLine("       Flotilla.Bench.Probe latency --direct URL --direct-key KEY --gateway URL --gateway-key KEY --body FILE [--samples N] [--warmup N]");
+    Console.Error.WriteLine("       Flotilla.Bench.Probe mcp --direct URL --gateway URL --gateway-key KEY --direct-tool NAME --gateway-tool NAME [--samples N] [--warmup N]");
     Console.Error.WriteLine("       Flotilla.Bench.Probe streams --url URL --key KEY --body FILE [--concurrency N] [--duration-s N] [--ramp-ms N] [--stall-ms N]");
     return 2;
 }

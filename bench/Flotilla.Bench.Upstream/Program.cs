@@ -35,9 +35,16 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.Listen(IPAddress.Loopback, options.Port);
 });
 
+// An MCP server at /mcp with one read-only tool, for the MCP relay scenario (a tools/call direct and through /mcp).
+builder.Services.AddMcpServer(o => o.ServerInfo = new ModelContextProtocol.Protocol.Implementation { Name = "bench-upstream", Version = "1.0.0" })
+    .WithHttpTransport()
+    .WithListToolsHandler((_, _) => ValueTask.FromResult(new ModelContextProtocol.Protocol.ListToolsResult { Tools = [FakeMcp.Lookup] }))
+    .WithCallToolHandler((request, _) => ValueTask.FromResult(FakeMcp.Answer(request.Params!)));
+
 var app = builder.Build();
 var upstream = new FakeOpenAI(options);
-app.Run(upstream.HandleAsync);
+app.UseWhen(context => !context.Request.Path.StartsWithSegments("/mcp"), branch => branch.Run(upstream.HandleAsync));
+app.MapMcp("/mcp");
 await app.StartAsync();
 
 var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

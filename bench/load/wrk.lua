@@ -1,5 +1,6 @@
 -- wrk script for bench/run.sh:  wrk ... -s wrk.lua URL -- BODY_FILE|- [BEARER_KEY]
 -- BODY_FILE: POST it as JSON; "-": plain GET. BEARER_KEY: sent as Authorization: Bearer KEY.
+-- A body containing __VARY__ gets a new number there on every request (a loop whose last message is new each step).
 -- done() prints one line, "BENCH_RESULT key=value ...", latencies in microseconds.
 function init(args)
   if args[1] and args[1] ~= "-" then
@@ -8,10 +9,23 @@ function init(args)
     file:close()
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"
+    local at = wrk.body:find("__VARY__", 1, true)
+    if at then
+      head, tail = wrk.body:sub(1, at - 1), wrk.body:sub(at + 8)
+    end
   end
   if args[2] and args[2] ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. args[2]
   end
+end
+
+counter = 0
+function request()
+  if not head then
+    return wrk.format()
+  end
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, head .. counter .. tail)
 end
 
 function done(summary, latency, requests)

@@ -30,7 +30,11 @@ public static class McpGatewayExtensions
         services.AddHttpContextAccessor();
         // The SDK logs every error a handler answers with as a failure; a refused call is the gateway working, and the
         // pipeline logs what is really unexpected itself.
-        services.AddLogging(logging => logging.AddFilter("ModelContextProtocol.Server.McpServer", LogLevel.None));
+        // The SDK client warns each time it probes a server for the 2026-07-28 revision and falls back; upstream trouble
+        // that matters is logged by McpUpstream itself.
+        services.AddLogging(logging => logging
+            .AddFilter("ModelContextProtocol.Server.McpServer", LogLevel.None)
+            .AddFilter("ModelContextProtocol.Client", LogLevel.Error));
         services.AddSingleton<McpUpstreams>();
         services.AddHostedService(sp => sp.GetRequiredService<McpUpstreams>());
         services.AddSingleton<ToolCallPipeline>();

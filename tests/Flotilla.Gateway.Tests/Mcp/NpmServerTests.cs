@@ -74,6 +74,24 @@ public sealed class NpmServerTests : IDisposable
     }
 
     [Fact]
+    public async Task The_mcp_inspector_cli_lists_and_calls_tools_through_the_gateway()
+    {
+        await using var mcp = await McpHost.StartAsync(Fleet(), ready: 2);
+        var key = await mcp.Host.Server.IssueKeyAsync("loop", Ct);
+
+        var (listed, list) = await NpmServers.InspectorAsync(mcp.Endpoint, key, "--method", "tools/list");
+        var (called, call) = await NpmServers.InspectorAsync(mcp.Endpoint, key, "--method", "tools/call", "--tool-name", "everything__echo", "--tool-arg", "message=from the inspector");
+        var (refused, _) = await NpmServers.InspectorAsync(mcp.Endpoint, "flt_not-a-key", "--method", "tools/list");
+
+        listed.ShouldBe(0, list);
+        list.ShouldContain("\"everything__echo\"");
+        list.ShouldContain("\"files__read_text_file\"");
+        called.ShouldBe(0, call);
+        call.ShouldContain("from the inspector");
+        refused.ShouldNotBe(0);
+    }
+
+    [Fact]
     public async Task A_stdio_server_gets_only_the_environment_the_fleet_declares()
     {
         Environment.SetEnvironmentVariable("FLOTILLA_TEST_INHERITED_SECRET", "do-not-pass-0123456789");

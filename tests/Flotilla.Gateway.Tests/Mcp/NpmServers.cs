@@ -17,6 +17,29 @@ internal static class NpmServers
 
     public static string Filesystem => Script("@modelcontextprotocol/server-filesystem/dist/index.js");
 
+    /// <summary>
+    /// Runs the MCP inspector's CLI (@modelcontextprotocol/inspector-cli, a version that runs on node 20) against
+    /// <paramref name="url"/> with <paramref name="key"/>; returns its exit code and output. It reads its own package.json
+    /// relative to the working directory, so it runs from its build directory.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> InspectorAsync(Uri url, string key, params string[] arguments)
+    {
+        var build = Path.GetDirectoryName(Script("@modelcontextprotocol/inspector-cli/build/index.js"))!;
+        var start = new ProcessStartInfo("node", ["index.js", url.ToString(), "--transport", "http", "--header", $"Authorization: Bearer {key}", .. arguments])
+        {
+            WorkingDirectory = build,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await output + await error);
+    }
+
     /// <summary>Preloaded into servers the tests start themselves, so they bind 127.0.0.1 only.</summary>
     public static string Loopback => Path.Combine(Directory, "loopback.cjs");
 
