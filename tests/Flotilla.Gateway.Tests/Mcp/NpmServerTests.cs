@@ -92,6 +92,26 @@ public sealed class NpmServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Prompts_and_resources_of_granted_servers_are_relayed_and_others_are_not()
+    {
+        await using var mcp = await McpHost.StartAsync(Fleet(), ready: 2);
+        var loop = await mcp.ConnectAsync("loop");
+        var checker = await mcp.ConnectAsync("checker");
+
+        var prompts = (await loop.ListPromptsAsync(cancellationToken: Ct)).Select(p => p.Name).ToList();
+        prompts.ShouldContain("everything__simple-prompt");
+        var prompt = await loop.GetPromptAsync("everything__simple-prompt", cancellationToken: Ct);
+        prompt.Messages.ShouldNotBeEmpty();
+        var resources = await loop.ListResourcesAsync(cancellationToken: Ct);
+        var document = resources.First(r => r.Uri.StartsWith("demo://resource/static/document/", StringComparison.Ordinal));
+        (await loop.ReadResourceAsync(document.Uri, cancellationToken: Ct)).Contents.ShouldNotBeEmpty();
+
+        (await checker.ListPromptsAsync(cancellationToken: Ct)).ShouldNotContain(p => p.Name.StartsWith("everything__", StringComparison.Ordinal));
+        var refused = await Should.ThrowAsync<McpProtocolException>(() => checker.ReadResourceAsync(document.Uri, cancellationToken: Ct).AsTask());
+        ((int)refused.ErrorCode).ShouldBe(-32602);
+    }
+
+    [Fact]
     public async Task A_stdio_server_gets_only_the_environment_the_fleet_declares()
     {
         Environment.SetEnvironmentVariable("FLOTILLA_TEST_INHERITED_SECRET", "do-not-pass-0123456789");
