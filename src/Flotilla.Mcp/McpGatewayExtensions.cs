@@ -35,6 +35,8 @@ public static class McpGatewayExtensions
         services.AddLogging(logging => logging
             .AddFilter("ModelContextProtocol.Server.McpServer", LogLevel.None)
             .AddFilter("ModelContextProtocol.Client", LogLevel.Error));
+        services.AddSingleton<Credentials.TokenVault>();
+        services.AddSingleton<Credentials.PerUserSessions>();
         services.AddSingleton<McpUpstreams>();
         services.AddHostedService(sp => sp.GetRequiredService<McpUpstreams>());
         services.AddSingleton<ToolCallPipeline>();

@@ -593,6 +593,11 @@ public static partial class FleetLoader
             map.Diagnostics.Error(map.Location, $"mcp_server '{name}': transport stdio needs command: [program, args...]");
         }
 
+        if (auth.Type == McpAuthType.PerUser && transport == McpTransport.Stdio)
+        {
+            map.Diagnostics.Error(map.LocationOf("auth"), $"mcp_server '{name}': per_user auth sends each user's token over HTTP; a stdio server has one process for everyone, so give it http (url:) or its own credential in env");
+        }
+
         if (auth.Type == McpAuthType.PerUser && auth.Token is not null)
         {
             map.Diagnostics.Error(map.LocationOf("auth"), $"mcp_server '{name}': per_user auth takes each user's token from the token vault (PUT /api/mcp/tokens/{name}/USER); remove token");

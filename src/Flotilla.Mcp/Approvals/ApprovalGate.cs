@@ -23,9 +23,10 @@ public enum DecisionResult { Decided, NotFound, NotPending, Expired }
 
 /// <summary>
 /// The approval gate on destructive tools. A destructive call does not run: it leaves a durable pending approval, bound to
-/// the agent, server, tool and the SHA-256 of the canonical arguments, and the caller is told to retry the same call after
+/// the agent, the user it acts for, server, tool and the SHA-256 of the canonical arguments, and the caller is told to retry the same call after
 /// the decision. Approved, the retry runs once and the approval is used up; denied, the retry is refused with who decided,
-/// when and why; expired unanswered, the retry is refused saying so, and a new approval is asked for. Another call (other arguments, another tool) never matches: it asks for its own approval.
+/// when and why; expired unanswered, the retry is refused saying so, and a new approval is asked for. Another call (other
+/// arguments, another tool, another user) never matches: it asks for its own approval.
 /// </summary>
 public sealed partial class ApprovalGate(IApprovalStore store, TimeProvider time, ILogger<ApprovalGate> logger)
 {
@@ -41,15 +42,15 @@ public sealed partial class ApprovalGate(IApprovalStore store, TimeProvider time
                 throw McpErrors.Error(McpErrors.Forbidden, $"approval '{Fleet.DisplayText.Safe(approvalId, 64)}' does not exist for agent '{agent}'");
             }
 
-            if (approval.Server != call.Server || approval.Tool != call.Tool || approval.ArgumentsSha256 != call.ArgumentsSha256)
+            if (approval.Server != call.Server || approval.Tool != call.Tool || approval.ArgumentsSha256 != call.ArgumentsSha256 || approval.User != call.User)
             {
-                throw McpErrors.Error(McpErrors.Forbidden, $"approval {approval.Id} was given for {approval.Server}__{approval.Tool} with other arguments " +
+                throw McpErrors.Error(McpErrors.Forbidden, $"approval {approval.Id} was given for {approval.Server}__{approval.Tool} with other arguments or for another user " +
                     $"(sha256 {approval.ArgumentsSha256[..12]}…); an approval covers exactly the call it was asked for");
             }
         }
         else
         {
-            approval = await store.LatestForAsync(agent, call.Server!, call.Tool!, call.ArgumentsSha256, cancellationToken);
+            approval = await store.LatestForAsync(agent, call.User, call.Server!, call.Tool!, call.ArgumentsSha256, cancellationToken);
         }
 
         var now = time.GetUtcNow();

@@ -26,6 +26,7 @@ internal sealed partial class ToolCallPipeline(
     McpUpstreams upstreams,
     ApprovalGate approvals,
     IdempotentCalls idempotency,
+    Credentials.PerUserSessions perUser,
     TraceWriter traces,
     IHttpContextAccessor http,
     TimeProvider time,
@@ -249,11 +250,16 @@ internal sealed partial class ToolCallPipeline(
         ModelContextProtocol.Client.McpClient client;
         try
         {
-            client = upstream.Client;
+            // A per-user server is called with the caller's own token, never another's.
+            client = server.Auth.Type == McpAuthType.PerUser ? await perUser.GetAsync(server, call.User, cancellationToken) : upstream.Client;
         }
         catch (UpstreamUnavailableException e)
         {
             throw Unavailable(call, e.Message);
+        }
+        catch (Exception e) when (e is not McpProtocolException and not OperationCanceledException)
+        {
+            throw Unavailable(call, $"mcp server '{upstream.Name}' could not be reached as user '{call.User}': {DisplayText.Safe(e.Message, 300)}");
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -275,7 +281,11 @@ internal sealed partial class ToolCallPipeline(
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            upstream.ReportBroken(e);
+            if (server.Auth.Type != McpAuthType.PerUser)
+            {
+                upstream.ReportBroken(e);
+            }
+
             throw Unavailable(call, $"mcp server '{upstream.Name}' failed during '{entry.Tool.Name}': {DisplayText.Safe(e.Message, 300)}");
         }
     }

@@ -21,17 +21,22 @@ internal sealed class IdempotentCalls(IIdempotencyStore store, TimeProvider time
 {
     private readonly ConcurrentDictionary<string, (string Sha, Task<CallToolResult> Result)> _running = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The key a call is recorded under. Keys are scoped to the agent (the store's other half of the key) and to the
+    /// human the call acts for: one user's result is never replayed to another.
+    /// </summary>
     public static string KeyFor(ToolCall call, string? callerKey)
     {
+        var user = call.User is null ? "" : $"user:{call.User}\n";
         if (callerKey is not null)
         {
-            return "caller:" + callerKey;
+            return user + "caller:" + callerKey;
         }
 
         var basis = call.Run is not null && call.ToolCallId is not null
             ? $"run\n{call.Run}\n{call.ToolCallId}\n{call.ArgumentsSha256}"
             : $"call\n{call.Server}\n{call.Tool}\n{call.ArgumentsSha256}";
-        return "derived:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(basis)));
+        return user + "derived:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(basis)));
     }
 
     /// <summary>Runs <paramref name="execute"/> at most once for the key; see the class summary.</summary>

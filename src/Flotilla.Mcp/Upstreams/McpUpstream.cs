@@ -23,17 +23,23 @@ internal sealed partial class McpUpstream : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ILoggerFactory _loggers;
     private readonly TimeProvider _time;
+    private readonly Credentials.TokenVault _vault;
     private McpClient? _client;
     private CancellationTokenSource? _session;
+    private CancellationTokenSource? _backoff;
     private Task? _loop;
 
-    public McpUpstream(McpServerConfig config, ILoggerFactory loggers, TimeProvider time)
+    public McpUpstream(McpServerConfig config, Credentials.TokenVault vault, ILoggerFactory loggers, TimeProvider time)
     {
         Config = config;
+        _vault = vault;
         _loggers = loggers;
         _logger = loggers.CreateLogger<McpUpstream>();
         _time = time;
     }
+
+    /// <summary>Ends a backoff wait early (a per-user server's first token was just stored).</summary>
+    public void RetryNow() => _backoff?.Cancel();
 
     public McpServerConfig Config { get; }
 
@@ -121,13 +127,25 @@ internal sealed partial class McpUpstream : IAsyncDisposable
             Prompts = [];
             Resources = [];
             Changed?.Invoke(this);
-            try
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(stop))
             {
-                await Task.Delay(backoff, _time, stop);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
+                _backoff = wait;
+                try
+                {
+                    await Task.Delay(backoff, _time, wait.Token);
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                {
+                    // Retry now.
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                finally
+                {
+                    _backoff = null;
+                }
             }
 
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
@@ -136,10 +154,13 @@ internal sealed partial class McpUpstream : IAsyncDisposable
 
     private async Task<McpClient> ConnectAsync(CancellationToken stop)
     {
+        string? listAs = null;
         if (Config.Auth.Type == McpAuthType.PerUser)
         {
-            // Fail closed: without the token vault there is no user's credential to present, and no other may stand in.
-            throw new InvalidOperationException("auth per_user needs the token vault (PUT /api/mcp/tokens/{server}/{user}), which this build does not have yet; its tools are not served");
+            // The tool list is read with a stored user's token (the most recent); every call uses its caller's own.
+            var any = await _vault.AnyAsync(Name, stop)
+                ?? throw new InvalidOperationException($"auth per_user: no user has a token for it yet; store one with PUT /api/mcp/tokens/{Name}/USER");
+            listAs = any.Token;
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -157,7 +178,7 @@ internal sealed partial class McpUpstream : IAsyncDisposable
         ];
         try
         {
-            return await McpClient.CreateAsync(CreateTransport(), options, _loggers, timeout.Token);
+            return await McpClient.CreateAsync(CreateTransport(listAs), options, _loggers, timeout.Token);
         }
         catch (OperationCanceledException) when (!stop.IsCancellationRequested)
         {
@@ -165,7 +186,7 @@ internal sealed partial class McpUpstream : IAsyncDisposable
         }
     }
 
-    private IClientTransport CreateTransport()
+    private IClientTransport CreateTransport(string? userToken)
     {
         if (Config.Transport == McpTransport.Stdio)
         {
@@ -197,6 +218,10 @@ internal sealed partial class McpUpstream : IAsyncDisposable
             }
 
             headers[auth.Type == McpAuthType.Bearer ? "Authorization" : auth.HeaderName!] = auth.Type == McpAuthType.Bearer ? "Bearer " + secret : secret;
+        }
+        else if (userToken is not null)
+        {
+            headers["Authorization"] = "Bearer " + userToken;
         }
 
         return new HttpClientTransport(new HttpClientTransportOptions
@@ -251,7 +276,7 @@ internal sealed partial class McpUpstream : IAsyncDisposable
     }
 
     /// <summary>An error's message for operators and callers: the exception's own words, bounded and made safe.</summary>
-    private static string Describe(Exception e) => DisplayText.Safe(e is McpException or TimeoutException or InvalidOperationException or HttpRequestException or IOException
+    private static string Describe(Exception e) => DisplayText.Safe(e is McpException or TimeoutException or InvalidOperationException or HttpRequestException or IOException or Credentials.TokenVaultException
         ? e.Message : $"{e.GetType().Name}: {e.Message}", 300);
 
     public async ValueTask DisposeAsync()

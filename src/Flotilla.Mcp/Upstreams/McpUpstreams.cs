@@ -36,11 +36,21 @@ internal sealed class McpUpstreams : IHostedService, IAsyncDisposable
     private ToolCatalog _catalog = ToolCatalog.Empty;
     private bool _started;
 
-    public McpUpstreams(LiveFleet fleet, ILoggerFactory loggers, TimeProvider time)
+    private readonly Credentials.TokenVault _vault;
+
+    public McpUpstreams(LiveFleet fleet, Credentials.TokenVault vault, ILoggerFactory loggers, TimeProvider time)
     {
         _fleet = fleet;
+        _vault = vault;
         _loggers = loggers;
         _time = time;
+        vault.Stored += server =>
+        {
+            if (TryGet(server, out var upstream) && upstream.State != UpstreamState.Ready)
+            {
+                upstream.RetryNow();
+            }
+        };
     }
 
     public ToolCatalog Catalog => Volatile.Read(ref _catalog);
@@ -101,7 +111,7 @@ internal sealed class McpUpstreams : IHostedService, IAsyncDisposable
                     continue;
                 }
 
-                var upstream = new McpUpstream(server, _loggers, _time);
+                var upstream = new McpUpstream(server, _vault, _loggers, _time);
                 upstream.Changed += _ => Rebuild();
                 next[server.Name] = upstream;
                 started.Add(upstream);

@@ -48,6 +48,8 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(Flotilla.Storage.Mcp.ApprovalRecord))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Storage.Mcp.ApprovalRecord>))]
 [JsonSerializable(typeof(DecisionRequest))]
+[JsonSerializable(typeof(TokenRequest))]
+[JsonSerializable(typeof(ListResponse<TokenInfo>))]
 [JsonSerializable(typeof(Flotilla.Mcp.Grants.ArtifactReport))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Mcp.Upstreams.McpServerStatus>))]
 internal sealed partial class AdminJson : JsonSerializerContext

@@ -30,6 +30,17 @@ internal static class McpAdminEndpoints
                 : NotFound(id));
         api.MapGet("/mcp/servers", (Flotilla.Mcp.Upstreams.McpStatus status) =>
             Results.Json(new ListResponse<Flotilla.Mcp.Upstreams.McpServerStatus>(status.Servers()), AdminJson.Relaxed.ListResponseMcpServerStatus));
+        api.MapPut("/mcp/tokens/{server}/{user}", PutTokenAsync);
+        api.MapDelete("/mcp/tokens/{server}/{user}", async (string server, string user, Flotilla.Mcp.Credentials.TokenVault vault, CancellationToken cancellationToken) =>
+            await vault.DeleteAsync(server, user, cancellationToken)
+                ? Results.NoContent()
+                : AdminEndpoints.Error(404, "invalid_request_error", "not_found", $"User '{DisplayText.Safe(user, 128)}' has no token for '{DisplayText.Safe(server, 128)}'."));
+        api.MapGet("/mcp/tokens", async (HttpContext context, Flotilla.Mcp.Credentials.TokenVault vault) =>
+        {
+            var server = context.Request.Query["server"].ToString() is { Length: > 0 } s ? s : null;
+            var tokens = (await vault.ListAsync(server, context.RequestAborted)).Select(t => new TokenInfo(t.Server, t.User, t.UpdatedAt, t.KeyId == vault.KeyId)).ToList();
+            return Results.Json(new ListResponse<TokenInfo>(tokens), AdminJson.Relaxed.ListResponseTokenInfo);
+        });
         api.MapGet("/artifacts/{name}", async (string name, Flotilla.Mcp.Grants.ArtifactDirectory artifacts, CancellationToken cancellationToken) =>
             await artifacts.DescribeAsync(name, cancellationToken) is { } report
                 ? Results.Json(report, AdminJson.Relaxed.ArtifactReport)
@@ -75,8 +86,59 @@ internal static class McpAdminEndpoints
         };
     }
 
+    /// <summary>Stores a user's token for a per_user server, sealed; the answer never echoes it.</summary>
+    private static async Task<IResult> PutTokenAsync(string server, string user, HttpContext context, Flotilla.Mcp.Credentials.TokenVault vault, LiveFleet fleet)
+    {
+        var config = fleet.Current.Config.McpServers.FirstOrDefault(s => s.Name == server);
+        if (config is null)
+        {
+            return AdminEndpoints.Error(404, "invalid_request_error", "not_found", $"No mcp_server '{DisplayText.Safe(server, 128)}' in the fleet.");
+        }
+
+        if (config.Auth.Type != McpAuthType.PerUser)
+        {
+            return AdminEndpoints.Error(400, "invalid_request_error", "not_per_user", $"mcp_server '{server}' does not take per-user tokens (its auth is {config.Auth.Type.ToString().ToLowerInvariant()}); set auth: {{ type: per_user }} first.");
+        }
+
+        if (user.Length is 0 or > 128 || DisplayText.HasUnsafe(user))
+        {
+            return AdminEndpoints.Error(400, "invalid_request_error", "invalid_user", "The user name must be 1-128 characters without control characters.");
+        }
+
+        TokenRequest? body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync(context.Request.Body, AdminJson.Relaxed.TokenRequest, context.RequestAborted);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
+        {
+            return AdminEndpoints.Error(400, "invalid_request_error", "invalid_json", "Send a JSON object: {\"token\":\"…\"}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(body?.Token) || body.Token.Length > 16_384)
+        {
+            return AdminEndpoints.Error(400, "invalid_request_error", "invalid_request", "'token' is required (at most 16 KB): {\"token\":\"…\"}.");
+        }
+
+        try
+        {
+            await vault.PutAsync(server, user, body.Token, context.RequestAborted);
+        }
+        catch (Flotilla.Mcp.Credentials.TokenVaultException e)
+        {
+            return AdminEndpoints.Error(503, "server_error", "vault_unavailable", e.Message);
+        }
+
+        return Results.NoContent();
+    }
+
     private static IResult NotFound(string id) =>
         AdminEndpoints.Error(404, "invalid_request_error", "not_found", $"No approval with id '{DisplayText.Safe(id, 128)}'.");
 }
 
 internal sealed record DecisionRequest(string? Reason);
+
+internal sealed record TokenRequest(string? Token);
+
+/// <summary>A stored token's slot, never the token: whether it opens with the vault key in force.</summary>
+internal sealed record TokenInfo(string Server, string User, DateTimeOffset UpdatedAt, bool CurrentKey);

@@ -103,6 +103,7 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IFleetRevisionStore, SqliteFleetRevisionStore>();
         builder.Services.AddSingleton<IApprovalStore, SqliteApprovalStore>();
         builder.Services.AddSingleton<IIdempotencyStore, SqliteIdempotencyStore>();
+        builder.Services.AddSingleton<IMcpTokenStore, SqliteMcpTokenStore>();
         builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
         builder.Services.AddMcpGateway();

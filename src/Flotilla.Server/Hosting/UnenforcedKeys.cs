@@ -22,9 +22,9 @@ internal static class UnenforcedKeys
                 "so writes to it by other loops are not refused; add one (docs/mcp.md#artifact-ownership)";
         }
 
-        if (fleet.McpServers.Where(s => s.Auth.Type == McpAuthType.PerUser).Select(s => s.Name).ToList() is { Count: > 0 } perUser)
+        if (fleet.McpServers.Any(s => s.Auth.Type == McpAuthType.PerUser) && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("FLOTILLA_VAULT_KEY")))
         {
-            yield return $"mcp_server auth per_user ({string.Join(", ", perUser)}) is parsed but the token vault is not built yet: these servers are not connected and their tools are not served";
+            yield return "mcp_server auth per_user needs the token vault's key: set FLOTILLA_VAULT_KEY (openssl rand -base64 32); until then per-user servers are not connected";
         }
 
         var agents = fleet.Agents;

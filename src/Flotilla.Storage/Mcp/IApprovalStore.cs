@@ -44,8 +44,8 @@ public interface IApprovalStore
 
     Task<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken);
 
-    /// <summary>The newest approval for exactly this call (agent, server, tool, arguments), whatever its status.</summary>
-    Task<ApprovalRecord?> LatestForAsync(string agent, string server, string tool, string argumentsSha256, CancellationToken cancellationToken);
+    /// <summary>The newest approval for exactly this call (agent, the user it acts for, server, tool, arguments), whatever its status.</summary>
+    Task<ApprovalRecord?> LatestForAsync(string agent, string? user, string server, string tool, string argumentsSha256, CancellationToken cancellationToken);
 
     /// <summary>Newest first; <paramref name="status"/> narrows.</summary>
     Task<IReadOnlyList<ApprovalRecord>> ListAsync(string? status, int limit, CancellationToken cancellationToken);

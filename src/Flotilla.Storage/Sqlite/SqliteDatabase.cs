@@ -102,6 +102,14 @@ public sealed class SqliteDatabase
             PRIMARY KEY (agent, key)
         );
         CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+        CREATE TABLE IF NOT EXISTS mcp_tokens (
+            server TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            sealed TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (server, user_name)
+        );
         """;
 
     public SqliteDatabase(string dataDirectory)

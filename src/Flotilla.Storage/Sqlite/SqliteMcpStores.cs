@@ -31,10 +31,11 @@ public sealed class SqliteApprovalStore(SqliteDatabase database) : IApprovalStor
     public Task<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
         Task.FromResult(Query("WHERE id = $id", c => c.Parameters.AddWithValue("$id", id), 1).FirstOrDefault());
 
-    public Task<ApprovalRecord?> LatestForAsync(string agent, string server, string tool, string argumentsSha256, CancellationToken cancellationToken) =>
-        Task.FromResult(Query("WHERE agent = $agent AND server = $server AND tool = $tool AND arguments_sha256 = $sha ORDER BY requested_at DESC, rowid DESC", c =>
+    public Task<ApprovalRecord?> LatestForAsync(string agent, string? user, string server, string tool, string argumentsSha256, CancellationToken cancellationToken) =>
+        Task.FromResult(Query("WHERE agent = $agent AND user_name IS $user AND server = $server AND tool = $tool AND arguments_sha256 = $sha ORDER BY requested_at DESC, rowid DESC", c =>
         {
             c.Parameters.AddWithValue("$agent", agent);
+            c.Parameters.AddWithValue("$user", (object?)user ?? DBNull.Value);
             c.Parameters.AddWithValue("$server", server);
             c.Parameters.AddWithValue("$tool", tool);
             c.Parameters.AddWithValue("$sha", argumentsSha256);
@@ -214,4 +215,61 @@ public sealed class SqliteIdempotencyStore(SqliteDatabase database) : IIdempoten
 
     public Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
         Task.FromResult(SqliteDatabase.DeleteInChunks(database, "idempotency", "rowid", "expires_at", before.ToUnixTimeMilliseconds(), 2000, cancellationToken));
+}
+
+/// <summary>Sealed per-user MCP tokens in SQLite (the vault seals and opens them; this store never sees a token).</summary>
+public sealed class SqliteMcpTokenStore(SqliteDatabase database) : IMcpTokenStore
+{
+    public Task PutAsync(McpTokenRecord r, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO mcp_tokens (server, user_name, sealed, key_id, updated_at) VALUES ($server, $user, $sealed, $key, $at)
+            ON CONFLICT (server, user_name) DO UPDATE SET sealed = excluded.sealed, key_id = excluded.key_id, updated_at = excluded.updated_at
+            """;
+        command.Parameters.AddWithValue("$server", r.Server);
+        command.Parameters.AddWithValue("$user", r.User);
+        command.Parameters.AddWithValue("$sealed", r.Sealed);
+        command.Parameters.AddWithValue("$key", r.KeyId);
+        command.Parameters.AddWithValue("$at", r.UpdatedAt.ToUnixTimeMilliseconds());
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
+
+    public Task<McpTokenRecord?> GetAsync(string server, string user, CancellationToken cancellationToken) =>
+        Task.FromResult(Query("WHERE server = $server AND user_name = $user", c =>
+        {
+            c.Parameters.AddWithValue("$server", server);
+            c.Parameters.AddWithValue("$user", user);
+        }).FirstOrDefault());
+
+    public Task<bool> DeleteAsync(string server, string user, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM mcp_tokens WHERE server = $server AND user_name = $user";
+        command.Parameters.AddWithValue("$server", server);
+        command.Parameters.AddWithValue("$user", user);
+        return Task.FromResult(command.ExecuteNonQuery() == 1);
+    }
+
+    public Task<IReadOnlyList<McpTokenRecord>> ListAsync(string? server, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<McpTokenRecord>>(Query(server is null ? "" : "WHERE server = $server", c => c.Parameters.AddWithValue("$server", (object?)server ?? DBNull.Value)));
+
+    private List<McpTokenRecord> Query(string where, Action<SqliteCommand> bind)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT server, user_name, sealed, key_id, updated_at FROM mcp_tokens {where} ORDER BY updated_at DESC";
+        bind(command);
+        using var reader = command.ExecuteReader();
+        var result = new List<McpTokenRecord>();
+        while (reader.Read())
+        {
+            result.Add(new McpTokenRecord(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
+        }
+
+        return result;
+    }
 }
