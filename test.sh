@@ -239,11 +239,70 @@ smoke_serve_unusable_data() {
   [[ $code -eq 1 && "$(wc -l <"$err")" -eq 1 ]] && grep -q "cannot use the data directory '/proc/flotilla-nope'" "$err" && ! grep -q ' at ' "$err"
 }
 
+# An MCP side effect in flight when Flotilla is killed with -9: after the restart its outcome is unknown, and a retry with
+# the same idempotency key is refused for a human to check instead of running it again.
+mcp_post() { # mcp_post URL KEY SESSION BODY: one JSON-RPC message; prints the answer
+  curl -s "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    ${3:+-H "Mcp-Session-Id: $3"} -d "$4"
+}
+mcp_session() { # mcp_session URL KEY: the initialize handshake; prints the session id
+  local headers; headers="$(mktemp)"
+  curl -s -D "$headers" -o /dev/null "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' \
+    -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"smoke","version":"1"}}}'
+  local session; session="$(grep -i '^mcp-session-id:' "$headers" | cut -d' ' -f2 | tr -d '\r')"
+  rm -f "$headers"
+  mcp_post "$1" "$2" "$session" '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
+  echo "$session"
+}
+serve_fleet() { # serve_fleet FLEET DATA OUT: start serve on a free port; sets serve_pid and serve_url
+  env ./flotilla serve --fleet "$1" --urls "http://127.0.0.1:0" --data "$2" >"$3" 2>&1 &
+  serve_pid=$!; pids+=("$serve_pid")
+  serve_url=""
+  for _ in $(seq 1 120); do
+    serve_url="$(grep -o 'on http://127\.0\.0\.1:[0-9]*' "$3" | head -1 | cut -c4-)"
+    [[ -n "$serve_url" ]] && curl -fs "$serve_url/readyz" >/dev/null && return 0
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$3"; echo "the server did not become ready"; return 1
+}
+kill_marked() { # kill_marked MARKER: stop processes whose environment carries MARKER (never an empty one)
+  [[ ${#1} -ge 16 ]] || return 0
+  local p; for p in $(grep -ls -- "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do kill "$p" 2>/dev/null; done
+}
+smoke_mcp_kill9() {
+  local dir; dir="$(mktemp -d)"
+  local data="$dir/data" marker="flotilla-smoke-marker-$RANDOM$RANDOM$RANDOM" out="$results/serve-mcp.out"
+  printf 'mcp_server:\n  name: everything\n  command: [node, "%s", stdio]\n  env: { SMOKE_MARKER: "%s" }\n---\nagent: { name: loop, owner: qa, mcp_servers: [everything] }\n' \
+    "$root/tests/mcp-servers/node_modules/@modelcontextprotocol/server-everything/dist/index.js" "$marker" >"$dir/fleet.yaml"
+  serve_fleet "$dir/fleet.yaml" "$data" "$out" || return 1
+  local key; key="$(grep -o 'flt_[A-Za-z0-9_-]*' "$out" | head -1)"
+  export FLOTILLA_ADMIN_TOKEN; FLOTILLA_ADMIN_TOKEN="$(cat "$data/admin-token")"
+  for _ in $(seq 1 60); do ./flotilla mcp-servers --server "$serve_url" --json | grep -q '"state":"ready"' && break; sleep 0.5; done
+  local session; session="$(mcp_session "$serve_url/mcp" "$key")"
+  local call='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"everything__trigger-long-running-operation","arguments":{"duration":30,"steps":30},"_meta":{"flotilla/idempotency_key":"smoke-deploy-1"}}}'
+  mcp_post "$serve_url/mcp" "$key" "$session" "$call" >"$dir/first.out" 2>&1 &
+  sleep 3
+  kill -9 "$serve_pid"; wait "$serve_pid" 2>/dev/null
+  kill_marked "$marker"   # the killed gateway's stdio server is orphaned
+  serve_fleet "$dir/fleet.yaml" "$data" "$out" || { kill_marked "$marker"; return 1; }
+  for _ in $(seq 1 60); do ./flotilla mcp-servers --server "$serve_url" --json | grep -q '"state":"ready"' && break; sleep 0.5; done
+  key="$(./flotilla keys create loop --server "$serve_url" --json | grep -o 'flt_[A-Za-z0-9_-]*' | head -1)"
+  session="$(mcp_session "$serve_url/mcp" "$key")"
+  local retry; retry="$(mcp_post "$serve_url/mcp" "$key" "$session" "$call")"
+  echo "retry after kill -9: $retry"
+  stop_server
+  kill_marked "$marker"
+  grep -q '"code":-32010' <<<"$retry" && grep -q 'Outcome unknown, needs a human' <<<"$retry"
+}
+
 check cli-validate smoke_validate
 check cli-serve-quickstart smoke_serve
 check cli-traces-hostile-text smoke_hostile_traces
 check cli-serve-unusable-data smoke_serve_unusable_data
 check cli-plan-apply-sighup smoke_plan_apply
+check mcp-kill9-outcome-unknown smoke_mcp_kill9
 if [[ -x bench/run.sh ]]; then
   check bench-quick bench/run.sh --quick
 fi
