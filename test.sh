@@ -276,9 +276,10 @@ smoke_mcp_kill9() {
   local data="$dir/data" marker="flotilla-smoke-marker-$RANDOM$RANDOM$RANDOM" out="$results/serve-mcp.out"
   printf 'mcp_server:\n  name: everything\n  command: [node, "%s", stdio]\n  env: { SMOKE_MARKER: "%s" }\n---\nagent: { name: loop, owner: qa, mcp_servers: [everything] }\n' \
     "$root/tests/mcp-servers/node_modules/@modelcontextprotocol/server-everything/dist/index.js" "$marker" >"$dir/fleet.yaml"
+  # This check's own admin token, whatever an earlier check left in the environment.
+  export FLOTILLA_ADMIN_TOKEN; FLOTILLA_ADMIN_TOKEN="smoke-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   serve_fleet "$dir/fleet.yaml" "$data" "$out" || return 1
   local key; key="$(grep -o 'flt_[A-Za-z0-9_-]*' "$out" | head -1)"
-  export FLOTILLA_ADMIN_TOKEN; FLOTILLA_ADMIN_TOKEN="$(cat "$data/admin-token")"
   for _ in $(seq 1 60); do ./flotilla mcp-servers --server "$serve_url" --json | grep -q '"state":"ready"' && break; sleep 0.5; done
   local session; session="$(mcp_session "$serve_url/mcp" "$key")"
   local call='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"everything__trigger-long-running-operation","arguments":{"duration":30,"steps":30},"_meta":{"flotilla/idempotency_key":"smoke-deploy-1"}}}'

@@ -153,46 +153,13 @@ internal sealed class ResponseCache(CachingConfig config, TimeProvider time) : I
                 }
 
                 writer.WritePropertyName(property.Name);
-                WriteCanonical(writer, property.Value);
+                Flotilla.Governance.Json.CanonicalJson.Write(writer, property.Value, trimStrings: true);
             }
 
             writer.WriteEndObject();
         }
 
         return XxHash3.HashToUInt64(buffer.WrittenSpan);
-    }
-
-    private static void WriteCanonical(Utf8JsonWriter writer, JsonElement value)
-    {
-        switch (value.ValueKind)
-        {
-            case JsonValueKind.Object:
-                writer.WriteStartObject();
-                foreach (var property in value.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
-                {
-                    writer.WritePropertyName(property.Name);
-                    WriteCanonical(writer, property.Value);
-                }
-
-                writer.WriteEndObject();
-                break;
-            case JsonValueKind.Array:
-                writer.WriteStartArray();
-                foreach (var item in value.EnumerateArray())
-                {
-                    WriteCanonical(writer, item);
-                }
-
-                writer.WriteEndArray();
-                break;
-            case JsonValueKind.String:
-                // Whitespace at the ends of a message does not change the question.
-                writer.WriteStringValue(value.GetString()!.Trim());
-                break;
-            default:
-                value.WriteTo(writer);
-                break;
-        }
     }
 
     /// <summary>The text a semantic cache embeds: each message as "role: content", tools' names appended.</summary>

@@ -20,7 +20,7 @@ internal static class ToolArguments
                 foreach (var (name, value) in arguments.OrderBy(a => a.Key, StringComparer.Ordinal))
                 {
                     writer.WritePropertyName(name);
-                    WriteCanonical(writer, value);
+                    Flotilla.Governance.Json.CanonicalJson.Write(writer, value);
                 }
             }
 
@@ -32,35 +32,6 @@ internal static class ToolArguments
 
     /// <summary>Lower-case hex SHA-256 of <see cref="Canonical"/>.</summary>
     public static string Sha256(string canonical) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
-
-    private static void WriteCanonical(Utf8JsonWriter writer, JsonElement value)
-    {
-        switch (value.ValueKind)
-        {
-            case JsonValueKind.Object:
-                writer.WriteStartObject();
-                foreach (var property in value.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
-                {
-                    writer.WritePropertyName(property.Name);
-                    WriteCanonical(writer, property.Value);
-                }
-
-                writer.WriteEndObject();
-                break;
-            case JsonValueKind.Array:
-                writer.WriteStartArray();
-                foreach (var item in value.EnumerateArray())
-                {
-                    WriteCanonical(writer, item);
-                }
-
-                writer.WriteEndArray();
-                break;
-            default:
-                value.WriteTo(writer);
-                break;
-        }
-    }
 
     /// <summary>Every string in the arguments, depth first, in the order <see cref="Replace"/> puts them back.</summary>
     public static List<string> Strings(IDictionary<string, JsonElement>? arguments)
