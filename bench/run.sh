@@ -336,6 +336,45 @@ measure hello "$conns" "$step_s" "http://127.0.0.1:$ceiling_port/hello" -
 measure ceiling-chat "$conns" "$step_s" "http://127.0.0.1:$ceiling_port/v1/chat/completions" "$tmp/chat.json" "$upstream_key"
 stop_pid "$ceiling_pid"
 
+# The proxy ceiling: nginx as a plain reverse proxy to the same upstream (keep-alive upstream connections), one worker
+# on the gateway's core. Installed from Debian for a full run when missing; a quick run uses it only if present.
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if [[ ! -x $nginx_bin && $mode == full ]]; then
+  say "installing nginx-light (apt-get) for the proxy ceiling"
+  if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq nginx-light >"$logs/nginx-install.log" 2>&1 || say "could not install nginx-light"
+fi
+R[nginx.rps]=0
+if [[ -x $nginx_bin ]]; then
+  take_port; nginx_port=$port
+  mkdir -p "$tmp/nginx/logs"
+  cat >"$tmp/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body; proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi; uwsgi_temp_path $tmp/nginx/uwsgi; scgi_temp_path $tmp/nginx/scgi;
+  upstream fake { server 127.0.0.1:$up_port; keepalive 256; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+  say "proxy ceiling: nginx on core $gateway_cpu"
+  start nginx "$gateway_cpu" "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+  nginx_pid=$last_pid
+  wait_http "http://127.0.0.1:$nginx_port/hello" "$nginx_pid" nginx
+  warm warm-nginx "$ceiling_warm_max_s" "http://127.0.0.1:$nginx_port/v1/chat/completions" "$tmp/chat.json" "$upstream_key"
+  measure nginx "$conns" "$step_s" "http://127.0.0.1:$nginx_port/v1/chat/completions" "$tmp/chat.json" "$upstream_key"
+  stop_pid "$nginx_pid"
+fi
+nginx_note() { [[ ${R[nginx.rps]%.*} -gt 0 ]] && printf '%s of nginx (%s)' "$(pct "$1" "${R[nginx.rps]}")" "$(fmt "${R[nginx.rps]}")" || printf 'no nginx'; }
+
 say "warm-up until RPS settles (at most ${warm_max_s}s)"
 warm warm-gateway "$warm_max_s" "$gw_url" "$tmp/chat.json" "$agent_key"
 measure warm-gateway-slow "$conns_slow" "$window_s" "$gw_url" "$tmp/chat-slow.json" "$agent_key"
@@ -495,7 +534,7 @@ answer); wrk's \`-c 1\` figures are shown too, but on this machine their latency
 
 | measure | gateway | direct to upstream | ceiling, core $gateway_cpu | goal | | other load |
 |---|---:|---:|---:|---|---|---:|
-| RPS, instant upstream, c=$conns | $(fmt "${R[gateway.rps]}")$(errors_note gateway) | $(fmt "${R[direct.rps]}") | hello $(fmt "${R[hello.rps]}") · chat POST $(fmt "${R[ceiling-chat.rps]}") | ≥ 20,000 | $(verdict "${R[gateway.rps]}" ">=" 20000) | $(bg "${R[gateway.background]}" "${R[hello.background]}") |
+| RPS, instant upstream, c=$conns | $(fmt "${R[gateway.rps]}")$(errors_note gateway) — $(nginx_note "${R[gateway.rps]}") | $(fmt "${R[direct.rps]}") | hello $(fmt "${R[hello.rps]}") · chat POST $(fmt "${R[ceiling-chat.rps]}") · nginx proxy $(fmt "${R[nginx.rps]}") | ≥ 20,000 (≥ 40% of nginx) | $(verdict "${R[gateway.rps]}" ">=" 20000) | $(bg "${R[gateway.background]}" "${R[hello.background]}") |
 | RPS, ${slow_ms} ms upstream, c=$conns_slow | $(fmt "${R[gateway-slow.rps]}")$(errors_note gateway-slow) | $(fmt "${R[direct-slow.rps]}") | $(fmt "$(awk -v c="$conns_slow" -v p="${R[direct-slow.p50_us]}" 'BEGIN { print (p > 0 ? c * 1e6 / p : 0) }')") (c / direct p50) | ≥ 10,000 | $(verdict "${R[gateway-slow.rps]}" ">=" 10000) | $(bg "${R[gateway-slow.background]}") |
 | latency c=1, p50 (probe) | $lat_gw_p50 µs | $lat_direct_p50 µs | added **$add_p50 µs** | added ≤ 60 µs | $(verdict "$add_p50" "<=" 60) | $(bg "${R[latency.background]}") |
 | latency c=1, p99 (probe) | $lat_gw_p99 µs | $lat_direct_p99 µs | added **$add_p99 µs** | added ≤ 150 µs | $(verdict "$add_p99" "<=" 150) | |
@@ -532,7 +571,7 @@ cat >"$json" <<EOF
   "step_seconds": $step_s,
   "tiering": "${BENCH_TIERING:-fast}",
   "warmup": { "gateway_seconds": ${R[warm-gateway.seconds]}, "gateway_first_rps": ${R[warm-gateway.first]}, "gateway_last_rps": ${R[warm-gateway.last]}, "gateway_curve": "${R[warm-gateway.curve]}", "ceiling_curve": "${R[warm-ceiling.curve]}" },
-  "saturation_instant": { "gateway": $(w gateway "$conns"), "direct": $(w direct "$conns"), "ceiling_hello": $(w hello "$conns"), "ceiling_chat": $(w ceiling-chat "$conns"), "gateway_cpu_us_per_request": $cpu_us_per_request },
+  "saturation_instant": { "gateway": $(w gateway "$conns"), "direct": $(w direct "$conns"), "ceiling_hello": $(w hello "$conns"), "ceiling_chat": $(w ceiling-chat "$conns"), "ceiling_nginx_proxy_rps": ${R[nginx.rps]}, "gateway_cpu_us_per_request": $cpu_us_per_request },
   "saturation_delay_${slow_ms}ms": { "gateway": $(w gateway-slow "$conns_slow"), "direct": $(w direct-slow "$conns_slow") },
   "latency_c1": { "probe": $lat_json, "added_p50_us": $add_p50, "added_p99_us": $add_p99, "probe_other_load_pct": ${R[latency.background]}, "wrk": { "gateway": $(w gateway-c1 1), "direct": $(w direct-c1 1), "added_p50_us": $wrk_add_p50, "added_p99_us": $wrk_add_p99 } },
   "loop_history": { "two_turns": $(w loop-2 "$conns"), "sixty_turns": $(w loop-60 "$conns"), "sixty_turn_bytes": $loop_bytes, "cost_ratio": $loop_ratio },
