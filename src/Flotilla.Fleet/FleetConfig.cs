@@ -13,6 +13,8 @@ public sealed record FleetConfig(
     public static FleetConfig Empty { get; } = new(GatewayConfig.Empty, [], []);
 
     public AgentConfig? FindAgent(string name) => Agents.FirstOrDefault(a => a.Name == name);
+
+    public McpServerConfig? FindMcpServer(string name) => McpServers.FirstOrDefault(s => s.Name == name);
 }
 
 /// <summary>Where something was declared, for messages in the form <c>FILE:LINE:COL</c>.</summary>

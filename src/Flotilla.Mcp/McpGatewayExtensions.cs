@@ -41,7 +41,7 @@ public static class McpGatewayExtensions
         services.AddHostedService(sp => sp.GetRequiredService<McpUpstreams>());
         services.AddSingleton<ToolCallPipeline>();
         services.AddSingleton<ApprovalGate>();
-        services.AddSingleton<Grants.ArtifactDirectory>();
+        services.AddSingleton(sp => new Grants.ArtifactDirectory(sp.GetRequiredService<LiveFleet>(), sp.GetRequiredService<Flotilla.Storage.Traces.ITraceStore>(), sp.GetRequiredService<McpUpstreams>()));
         services.AddSingleton(sp => new McpStatus(sp.GetRequiredService<McpUpstreams>()));
         services.AddSingleton<IdempotentCalls>();
         services.AddHostedService<McpHousekeeping>();

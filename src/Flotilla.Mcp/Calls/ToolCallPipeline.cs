@@ -110,19 +110,20 @@ internal sealed partial class ToolCallPipeline(
             call.Arguments = SecretScrubber.Scrub(DisplayText.Safe(canonical, 4096));
         }
 
-        var server = snapshot.Config.McpServers.FirstOrDefault(s => s.Name == entry.Upstream.Name) ?? entry.Upstream.Config;
+        var server = entry.Upstream.ConfigIn(snapshot);
         var decision = ToolPolicy.Decide(agent, server, entry.Tool.Name, entry.Tool.Annotations, snapshot.Config.Gateway.DestructiveTools);
         if (!decision.Allowed)
         {
             throw Refuse(call, 403, "tool_not_granted", decision.Refusal!);
         }
 
-        if (ToolPolicy.CheckArguments(agent, decision.Grant!, entry.Tool.Name, AsReadOnly(arguments)) is { } narrowed)
+        var readOnlyArguments = AsReadOnly(arguments);
+        if (ToolPolicy.CheckArguments(agent, decision.Grant!, entry.Tool.Name, readOnlyArguments) is { } narrowed)
         {
             throw Refuse(call, 403, "arguments_not_granted", narrowed);
         }
 
-        if (!decision.ReadOnly && Artifacts.Written(snapshot.Config, server.Name, entry.Tool.Name, AsReadOnly(arguments)) is { } artifact)
+        if (!decision.ReadOnly && Artifacts.Written(snapshot.Config, server.Name, entry.Tool.Name, readOnlyArguments) is { } artifact)
         {
             call.Artifact = artifact.Name;
             if (artifact.Owner is { } owner && owner != agent.Name)

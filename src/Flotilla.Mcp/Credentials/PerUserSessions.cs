@@ -66,14 +66,8 @@ internal sealed class PerUserSessions(TokenVault vault, ILoggerFactory loggers) 
     private async Task<(string Token, McpClient Client)> ConnectAsync(McpServerConfig server, string token)
     {
         using var timeout = new CancellationTokenSource(server.Timeout);
-        var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
-        {
-            Name = server.Name,
-            Endpoint = server.Url!,
-            TransportMode = HttpTransportMode.StreamableHttp,
-            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
-            ConnectionTimeout = server.Timeout,
-        }, loggers), new McpClientOptions { InitializationTimeout = server.Timeout }, loggers, timeout.Token);
+        var headers = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token };
+        var client = await McpClient.CreateAsync(Upstreams.McpUpstream.HttpTransport(server, headers, loggers), new McpClientOptions { InitializationTimeout = server.Timeout }, loggers, timeout.Token);
         return (token, client);
     }
 

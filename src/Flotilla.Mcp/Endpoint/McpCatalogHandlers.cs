@@ -23,7 +23,7 @@ internal sealed class McpCatalogHandlers(LiveFleet fleet, McpUpstreams upstreams
         var tools = new List<Tool>();
         foreach (var entry in upstreams.Catalog.Ordered)
         {
-            var server = ServerOf(snapshot, entry.Upstream);
+            var server = entry.Upstream.ConfigIn(snapshot);
             if (ToolPolicy.Decide(agent, server, entry.Tool.Name, entry.Tool.Annotations, snapshot.Config.Gateway.DestructiveTools).Allowed)
             {
                 tools.Add(Renamed(entry.Tool, entry.Exposed));
@@ -111,9 +111,6 @@ internal sealed class McpCatalogHandlers(LiveFleet fleet, McpUpstreams upstreams
     /// <summary>Ready servers the agent holds any grant on.</summary>
     private IEnumerable<McpUpstream> Granted(AgentConfig agent) =>
         upstreams.All.Where(u => u.State == UpstreamState.Ready && agent.McpServers.Any(g => g.Server == u.Name)).OrderBy(u => u.Name, StringComparer.Ordinal);
-
-    private static McpServerConfig ServerOf(FleetSnapshot snapshot, McpUpstream upstream) =>
-        snapshot.Config.McpServers.FirstOrDefault(s => s.Name == upstream.Name) ?? upstream.Config;
 
     private static AgentConfig AgentOf(FleetSnapshot snapshot, ClaimsPrincipal? user) =>
         McpInbound.AgentOf(user) is { } name && snapshot.Agents.TryGetValue(name, out var agent)

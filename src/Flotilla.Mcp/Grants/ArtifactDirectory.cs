@@ -16,14 +16,25 @@ public sealed record ArtifactGrantee(string Agent, IReadOnlyList<string> Tools, 
 public sealed record ArtifactWriter(string Agent, int Calls, int Refused, DateTimeOffset LastAt);
 
 /// <summary>Answers <c>GET /api/artifacts/{name}</c> and <c>./flotilla who-touches</c> from the fleet, the grants and the traces.</summary>
-public sealed class ArtifactDirectory(LiveFleet fleet, ITraceStore traces, IServiceProvider services)
+public sealed class ArtifactDirectory
 {
+    private readonly LiveFleet _fleet;
+    private readonly ITraceStore _traces;
+    private readonly McpUpstreams _upstreams;
+
+    internal ArtifactDirectory(LiveFleet fleet, ITraceStore traces, McpUpstreams upstreams)
+    {
+        _fleet = fleet;
+        _traces = traces;
+        _upstreams = upstreams;
+    }
+
     /// <summary>Traces read per lookup (newest first).</summary>
     public const int TraceWindow = 10_000;
 
     public async Task<ArtifactReport?> DescribeAsync(string name, CancellationToken cancellationToken)
     {
-        var config = fleet.Current.Config;
+        var config = _fleet.Current.Config;
         var artifact = config.Gateway.Artifacts.FirstOrDefault(a => a.Name == name);
         var owner = config.Agents.FirstOrDefault(a => a.Owns.Contains(name))?.Name;
         if (artifact is null && owner is null)
@@ -32,20 +43,19 @@ public sealed class ArtifactDirectory(LiveFleet fleet, ITraceStore traces, IServ
         }
 
         var writes = artifact?.Writes ?? [];
-        var upstreams = services.GetService(typeof(McpUpstreams)) as McpUpstreams;
         var canWrite = new List<ArtifactGrantee>();
         foreach (var agent in config.Agents)
         {
             var tools = new SortedSet<string>(StringComparer.Ordinal);
             foreach (var write in writes)
             {
-                if (config.McpServers.FirstOrDefault(s => s.Name == write.Server) is not { } server)
+                if (config.FindMcpServer(write.Server) is not { } server)
                 {
                     continue;
                 }
 
                 // The server's own tool list when it is connected (annotations count), else the tool names the artifact names.
-                var listed = upstreams is not null && upstreams.TryGet(server.Name, out var upstream) && upstream.State == UpstreamState.Ready
+                var listed = _upstreams.TryGet(server.Name, out var upstream) && upstream.State == UpstreamState.Ready
                     ? upstream.Tools.Where(t => Glob.IsMatchAny(write.Tools, t.Name)).Select(t => (t.Name, t.Annotations)).ToList()
                     : write.Tools.Where(t => !Glob.HasWildcard(t)).Select(t => (Name: t, Annotations: (ModelContextProtocol.Protocol.ToolAnnotations?)null)).ToList();
                 foreach (var (tool, annotations) in listed)
@@ -63,7 +73,7 @@ public sealed class ArtifactDirectory(LiveFleet fleet, ITraceStore traces, IServ
             }
         }
 
-        var calls = await traces.QueryAsync(new TraceQuery(Artifact: name, Limit: TraceWindow), cancellationToken);
+        var calls = await _traces.QueryAsync(new TraceQuery(Artifact: name, Limit: TraceWindow), cancellationToken);
         var wrote = calls.Where(t => t.Agent is not null)
             .GroupBy(t => t.Agent!)
             .Select(g => new ArtifactWriter(g.Key, g.Count(), g.Count(t => t.Status >= 400), g.Max(t => t.StartedAt)))

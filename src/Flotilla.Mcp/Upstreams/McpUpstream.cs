@@ -45,6 +45,10 @@ internal sealed partial class McpUpstream : IAsyncDisposable
 
     public string Name => Config.Name;
 
+    /// <summary>This server as <paramref name="snapshot"/> declares it: grants, trust and read-only lists apply from an apply
+    /// on, without a reconnect (the session keeps the definition it was opened with).</summary>
+    public McpServerConfig ConfigIn(FleetSnapshot snapshot) => snapshot.Config.FindMcpServer(Name) ?? Config;
+
     public UpstreamState State { get; private set; } = UpstreamState.Connecting;
 
     /// <summary>Why the server is down, for errors and the operator (never a credential).</summary>
@@ -224,15 +228,19 @@ internal sealed partial class McpUpstream : IAsyncDisposable
             headers["Authorization"] = "Bearer " + userToken;
         }
 
-        return new HttpClientTransport(new HttpClientTransportOptions
+        return HttpTransport(Config, headers, _loggers);
+    }
+
+    /// <summary>A streamable-HTTP transport to <paramref name="server"/> presenting <paramref name="headers"/>.</summary>
+    internal static HttpClientTransport HttpTransport(McpServerConfig server, Dictionary<string, string> headers, ILoggerFactory loggers) =>
+        new(new HttpClientTransportOptions
         {
-            Name = Name,
-            Endpoint = Config.Url!,
+            Name = server.Name,
+            Endpoint = server.Url!,
             TransportMode = HttpTransportMode.StreamableHttp,
             AdditionalHeaders = headers,
-            ConnectionTimeout = Config.Timeout,
-        }, _loggers);
-    }
+            ConnectionTimeout = server.Timeout,
+        }, loggers);
 
     private int _refreshing;
 

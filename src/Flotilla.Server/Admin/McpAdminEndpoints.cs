@@ -89,7 +89,7 @@ internal static class McpAdminEndpoints
     /// <summary>Stores a user's token for a per_user server, sealed; the answer never echoes it.</summary>
     private static async Task<IResult> PutTokenAsync(string server, string user, HttpContext context, Flotilla.Mcp.Credentials.TokenVault vault, LiveFleet fleet)
     {
-        var config = fleet.Current.Config.McpServers.FirstOrDefault(s => s.Name == server);
+        var config = fleet.Current.Config.FindMcpServer(server);
         if (config is null)
         {
             return AdminEndpoints.Error(404, "invalid_request_error", "not_found", $"No mcp_server '{DisplayText.Safe(server, 128)}' in the fleet.");
