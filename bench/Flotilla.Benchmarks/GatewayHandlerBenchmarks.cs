@@ -41,6 +41,7 @@ public class GatewayHandlerBenchmarks
         services.AddSingleton<IAgentKeyStore>(new MemoryKeyStore());
         services.AddSingleton<IUsageStore>(new NullUsageStore());
         services.AddSingleton<IAlertStore>(new NullAlertStore());
+        services.AddSingleton<Flotilla.Storage.Responses.IResponseStore>(new NullResponseStore());
         services.AddAiGateway(BenchData.LoadFleet(Policy));
         services.AddSingleton(new HttpMessageInvoker(new InMemoryUpstream()));
         _services = services.BuildServiceProvider();
@@ -147,5 +148,15 @@ public class GatewayHandlerBenchmarks
 
         public Task<IReadOnlyList<AlertRecord>> ListAsync(DateTimeOffset? since, int limit, CancellationToken cancellationToken) =>
             Task.FromResult<IReadOnlyList<AlertRecord>>([]);
+    }
+
+    private sealed class NullResponseStore : Flotilla.Storage.Responses.IResponseStore
+    {
+        public Task PutAsync(Flotilla.Storage.Responses.StoredResponse response, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task<IReadOnlyList<string>?> GetConversationAsync(string agent, string id, DateTimeOffset now, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyList<string>?>(null);
+
+        public Task<long> PruneAsync(DateTimeOffset now, CancellationToken cancellationToken) => Task.FromResult(0L);
     }
 }

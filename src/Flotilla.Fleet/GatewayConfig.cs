@@ -21,8 +21,18 @@ public sealed record GatewayConfig(
     /// <summary>MCP gateway settings.</summary>
     public McpGatewayConfig Mcp { get; init; } = McpGatewayConfig.Default;
 
+    /// <summary>Responses API settings (<c>gateway.responses</c>).</summary>
+    public ResponsesConfig Responses { get; init; } = ResponsesConfig.Default;
+
     public static GatewayConfig Empty { get; } = new([], [], RoutingConfig.Default, null, GuardrailsConfig.None, [], [], null, [], LimitsConfig.Default,
         TracesConfig.Default, TelemetryConfig.Default);
+}
+
+/// <summary>How <c>POST /v1/responses</c> keeps the conversations it served (<c>gateway.responses</c>).</summary>
+/// <param name="Ttl">How long a served response can be continued with <c>previous_response_id</c> (default 30 days, as OpenAI keeps them).</param>
+public sealed record ResponsesConfig(TimeSpan Ttl)
+{
+    public static ResponsesConfig Default { get; } = new(TimeSpan.FromDays(30));
 }
 
 /// <summary>Metrics and trace export. Read at start; changing them takes a restart.</summary>

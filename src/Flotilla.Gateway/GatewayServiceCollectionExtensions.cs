@@ -11,7 +11,7 @@ public static class GatewayServiceCollectionExtensions
     /// <summary>
     /// Registers the AI gateway for <paramref name="fleet"/>. Needs an <see cref="Storage.Traces.ITraceStore"/>,
     /// a <see cref="Storage.Traces.TraceJournal"/>, an <see cref="Storage.Usage.IUsageStore"/>,
-    /// an <see cref="Storage.Keys.IAgentKeyStore"/> and a <see cref="TimeProvider"/> in the container.
+    /// an <see cref="Storage.Keys.IAgentKeyStore"/>, an <see cref="Storage.Responses.IResponseStore"/> and a <see cref="TimeProvider"/> in the container.
     /// </summary>
     public static IServiceCollection AddAiGateway(this IServiceCollection services, FleetConfig fleet)
     {
@@ -25,6 +25,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<TraceStep>();
         services.AddSingleton<Pipeline.ModelCallPipeline>();
         services.AddSingleton(sp => new Pipeline.GovernedModelCalls(sp.GetRequiredService<Pipeline.ModelCallPipeline>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<Endpoints.Responses.ResponseHistory>();
+        services.AddHostedService(sp => sp.GetRequiredService<Endpoints.Responses.ResponseHistory>());
         services.AddSingleton<GatewayHandler>();
         return services;
     }

@@ -261,11 +261,25 @@ public static partial class FleetLoader
 
         var artifacts = Items(map, "artifacts").Select(ReadArtifact).ToList();
         var mcp = map.Map("mcp") is { } mcpMap ? ReadMcpSettings(mcpMap) : McpGatewayConfig.Default;
+        var responses = ResponsesConfig.Default;
+        if (map.Map("responses") is { } responsesMap)
+        {
+            var ttl = responsesMap.Duration("ttl") ?? responses.Ttl;
+            if (ttl < TimeSpan.FromMinutes(1) || ttl > TimeSpan.FromDays(365))
+            {
+                responsesMap.Diagnostics.Error(responsesMap.LocationOf("ttl"), $"{responsesMap.Sub("ttl")}: use between 1m and 365d (e.g. 30d)");
+            }
+
+            responses = new ResponsesConfig(ttl);
+            responsesMap.RejectUnknownKeys();
+        }
+
         map.RejectUnknownKeys(RoutingKeys);
         return new GatewayConfig(providers, models, routing, caching, guardrails, budgets, rateLimits, alerts, destructive, limits, traces, telemetry)
         {
             Artifacts = artifacts,
             Mcp = mcp,
+            Responses = responses,
         };
     }
 

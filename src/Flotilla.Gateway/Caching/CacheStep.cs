@@ -65,6 +65,12 @@ internal sealed class CacheStep(TimeProvider time)
             CacheNamespace.Team => "team:" + agent.Owner,
             _ => "shared",
         } + call.Runtime.CacheScope;
+        if (call.Ingress != IngressFormat.ChatCompletions)
+        {
+            // Answers keep what only their own wire format shows (an Anthropic target's thinking), so formats do not share them.
+            space += "|" + call.Operation;
+        }
+
         var hash = ResponseCache.ExactKey(route.Name, request.Document);
         float[]? vector = null;
         if (config.Type == CacheType.Semantic)

@@ -1,15 +1,18 @@
 using System.Buffers;
 using System.Text.Json;
+using Flotilla.Gateway.Endpoints.Messages;
+using Flotilla.Gateway.Endpoints.Responses;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Pipeline;
+using Flotilla.Gateway.Policy;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers;
 using Microsoft.AspNetCore.Http;
 
 namespace Flotilla.Gateway.Endpoints;
 
-/// <summary>The OpenAI-compatible endpoints: thin adapters that run each call through the <see cref="ModelCallPipeline"/>.</summary>
-internal sealed class GatewayHandler(FleetState fleet, AgentKeyRing keys, ModelCallPipeline pipeline, TimeProvider time)
+/// <summary>The model endpoints (Chat Completions, Messages, Responses, embeddings, models): thin adapters that run each call through the <see cref="ModelCallPipeline"/>.</summary>
+internal sealed class GatewayHandler(FleetState fleet, AgentKeyRing keys, ModelCallPipeline pipeline, ResponseHistory responses, TimeProvider time)
 {
     public Task ChatAsync(HttpContext context) => RunAsync(context, CallKind.Chat);
 
@@ -17,6 +20,33 @@ internal sealed class GatewayHandler(FleetState fleet, AgentKeyRing keys, ModelC
 
     private Task RunAsync(HttpContext context, CallKind kind) =>
         pipeline.RunAsync(pipeline.Begin(kind, context.Request.Headers), new HttpIngress(context, keys, time));
+
+    /// <summary><c>POST /v1/messages</c>: Anthropic's Messages API on the same governed path.</summary>
+    public Task MessagesAsync(HttpContext context) =>
+        pipeline.RunAsync(pipeline.Begin(CallKind.Chat, context.Request.Headers, IngressFormat.Messages), new MessagesIngress(context, keys, time));
+
+    /// <summary><c>POST /v1/responses</c>: OpenAI's Responses API on the same governed path.</summary>
+    public Task ResponsesAsync(HttpContext context) =>
+        pipeline.RunAsync(pipeline.Begin(CallKind.Chat, context.Request.Headers, IngressFormat.Responses), new ResponsesIngress(context, keys, responses, time));
+
+    /// <summary><c>POST /v1/messages/count_tokens</c>, answered locally with the estimate budgets and rate limits use.</summary>
+    public async Task CountTokensAsync(HttpContext context)
+    {
+        var runtime = fleet.Current;
+        try
+        {
+            HttpIngress.Authenticate(context, runtime, keys, acceptApiKeyHeader: true);
+            var body = await HttpIngress.ReadBodyAsync(context, runtime.MaxRequestBodyBytes);
+            var request = MessagesRequestTranslator.Read(body);
+            var tokens = TokenEstimator.EstimateInput(request);
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync($"{{\"input_tokens\":{tokens}}}", context.RequestAborted);
+        }
+        catch (GatewayException e)
+        {
+            await MessagesIngress.WriteErrorAsync(context, e);
+        }
+    }
 
     public async Task ModelsAsync(HttpContext context)
     {

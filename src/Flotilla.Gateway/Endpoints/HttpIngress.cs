@@ -40,15 +40,21 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
         call.Metadata = ReadMetadata(context);
         var body = await ReadBodyAsync(context, call.Runtime.MaxRequestBodyBytes);
         call.Request = call.Kind == CallKind.Chat ? ChatRequest.ParseChat(body) : ChatRequest.ParseEmbeddings(body);
-        call.CacheControl = context.Request.Headers[CacheControlHeader].ToString().Trim().ToLowerInvariant() switch
+        call.CacheControl = ReadCacheControl(context);
+    }
+
+    internal static CacheControl ReadCacheControl(HttpContext context) =>
+        context.Request.Headers[CacheControlHeader].ToString().Trim().ToLowerInvariant() switch
         {
             "no-store" => CacheControl.NoStore,
             "no-cache" or "refresh" => CacheControl.NoCache,
             _ => CacheControl.Default,
         };
-    }
 
-    public void Describe(ModelCall call, string? target, int attempts, string? cache)
+    public void Describe(ModelCall call, string? target, int attempts, string? cache) => Describe(context, target, attempts, cache);
+
+    /// <summary>The Flotilla response headers: which target answered, after how many attempts, and the cache's verdict.</summary>
+    internal static void Describe(HttpContext context, string? target, int attempts, string? cache)
     {
         var headers = context.Response.Headers;
         headers[AttemptsHeader] = attempts.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -79,13 +85,7 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
         ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken)
     {
         var start = call.Start;
-        var response = context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        var writer = response.BodyWriter;
+        var writer = StartEventStream(context);
         WriteEvent(writer, stream.Current.Span);
         assembler?.Add(stream.Current.Span);
         await writer.FlushAsync(cancellationToken);
@@ -120,6 +120,18 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
             await writer.WriteAsync(ErrorWriter.ToSseEvent(error.Message, error.Type, error.Code), CancellationToken.None);
             return (ttft, error);
         }
+    }
+
+    /// <summary>Starts a 200 server-sent-event answer, unbuffered, and returns its writer.</summary>
+    internal static PipeWriter StartEventStream(HttpContext context)
+    {
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        return response.BodyWriter;
     }
 
     private static void WriteEvent(PipeWriter writer, ReadOnlySpan<byte> payload)
@@ -161,22 +173,36 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
         return ttft ?? 0;
     }
 
-    public static CallerIdentity Authenticate(HttpContext context, GatewayRuntime runtime, AgentKeyRing keys)
+    /// <summary>
+    /// The agent behind the call's key: <c>Authorization: Bearer</c>, or (with <paramref name="acceptApiKeyHeader"/>, as
+    /// Anthropic clients send it) <c>x-api-key</c>.
+    /// </summary>
+    public static CallerIdentity Authenticate(HttpContext context, GatewayRuntime runtime, AgentKeyRing keys, bool acceptApiKeyHeader = false)
     {
         var header = context.Request.Headers.Authorization;
-        if (header.Count == 0)
+        ReadOnlySpan<char> key;
+        if (header.Count == 0 && acceptApiKeyHeader && context.Request.Headers["x-api-key"] is { Count: > 0 } apiKey)
+        {
+            key = apiKey[0].AsSpan().Trim();
+        }
+        else if (header.Count == 0)
         {
             throw new GatewayException(401, "authentication_error", ErrorCodes.MissingKey,
-                "Missing agent key. Send 'Authorization: Bearer <agent key>'; an admin issues keys with POST /api/keys {\"agent\":\"NAME\"}.");
+                (acceptApiKeyHeader ? "Missing agent key. Send 'x-api-key: <agent key>' or 'Authorization: Bearer <agent key>'" : "Missing agent key. Send 'Authorization: Bearer <agent key>'")
+                + "; an admin issues keys with POST /api/keys {\"agent\":\"NAME\"}.");
         }
-
-        var value = header[0].AsSpan();
-        if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        else
         {
-            throw new GatewayException(401, "authentication_error", ErrorCodes.InvalidKey, "The Authorization header must be 'Bearer <agent key>'.");
+            var value = header[0].AsSpan();
+            if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new GatewayException(401, "authentication_error", ErrorCodes.InvalidKey, "The Authorization header must be 'Bearer <agent key>'.");
+            }
+
+            key = value[7..].Trim();
         }
 
-        if (!keys.TryResolve(value[7..].Trim(), out var record))
+        if (!keys.TryResolve(key, out var record))
         {
             throw new GatewayException(401, "authentication_error", ErrorCodes.InvalidKey, "The agent key is not valid (unknown or revoked).");
         }
@@ -191,7 +217,7 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
         return new CallerIdentity(agent, record.Id);
     }
 
-    private static IReadOnlyDictionary<string, string>? ReadMetadata(HttpContext context)
+    internal static IReadOnlyDictionary<string, string>? ReadMetadata(HttpContext context)
     {
         var header = context.Request.Headers[MetadataHeader];
         if (header.Count == 0 || string.IsNullOrWhiteSpace(header[0]))
@@ -229,7 +255,7 @@ internal sealed class HttpIngress(HttpContext context, AgentKeyRing keys, TimePr
         }
     }
 
-    private static async Task<byte[]> ReadBodyAsync(HttpContext context, long limit)
+    internal static async Task<byte[]> ReadBodyAsync(HttpContext context, long limit)
     {
         var request = context.Request;
         if (request.ContentLength is { } declared && declared > limit)

@@ -34,7 +34,7 @@ internal static class GuardrailSteps
 
         if (outcome.Decision == GuardrailDecision.Redacted)
         {
-            call.Request = ChatRequest.ParseChat(ModelTexts.Apply(request.Body, slots, outcome.Texts, completion: false));
+            call.Request = request.WithBody(ModelTexts.Apply(request.Body, slots, outcome.Texts, completion: false));
         }
     }
 

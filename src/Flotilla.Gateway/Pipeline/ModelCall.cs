@@ -12,7 +12,8 @@ namespace Flotilla.Gateway.Pipeline;
 /// One governed model call as it moves through <see cref="ModelCallPipeline"/>: what every governed call carries, plus what
 /// was asked, where it was routed, the cache's verdict and the upstream's answer.
 /// </summary>
-internal sealed class ModelCall(GatewayRuntime runtime, CallKind kind, string traceId, string recordId, Activity? activity, DateTimeOffset startedAt, long start)
+internal sealed class ModelCall(
+    GatewayRuntime runtime, CallKind kind, IngressFormat ingress, string traceId, string recordId, Activity? activity, DateTimeOffset startedAt, long start)
     : GovernedCall(runtime.Snapshot, traceId, recordId, activity, startedAt, start)
 {
     /// <summary>The gateway built for the fleet version the call started on.</summary>
@@ -20,7 +21,18 @@ internal sealed class ModelCall(GatewayRuntime runtime, CallKind kind, string tr
 
     public CallKind Kind { get; } = kind;
 
-    public string Operation => Kind == CallKind.Chat ? "chat" : "embeddings";
+    /// <summary>The wire format the caller spoke.</summary>
+    public IngressFormat Ingress { get; } = ingress;
+
+    /// <summary>What traces and metrics call the call: <c>chat</c>, <c>messages</c>, <c>responses</c> or <c>embeddings</c>.</summary>
+    public string Operation => OperationName(Kind, Ingress);
+
+    public static string OperationName(CallKind kind, IngressFormat ingress) => kind == CallKind.Embeddings ? "embeddings" : ingress switch
+    {
+        IngressFormat.Messages => "messages",
+        IngressFormat.Responses => "responses",
+        _ => "chat",
+    };
 
     public ChatRequest? Request { get; set; }
 

@@ -28,16 +28,16 @@ internal sealed partial class ModelCallPipeline(
     private const int MaxEchoedName = 128;
 
     /// <summary>A call on the fleet version in force now, with its trace identity (a caller's <c>traceparent</c> when it sent one).</summary>
-    public ModelCall Begin(CallKind kind, IHeaderDictionary? headers)
+    public ModelCall Begin(CallKind kind, IHeaderDictionary? headers, IngressFormat ingress = IngressFormat.ChatCompletions)
     {
-        var operation = kind == CallKind.Chat ? "chat" : "embeddings";
+        var operation = ModelCall.OperationName(kind, ingress);
         var (activity, traceId) = CallTracing.StartCall(headers, operation);
         // One record per call: a caller that sends one traceparent for a whole run gets one trace id for all its calls, each
         // call its own record id.
         var recordId = headers?.ContainsKey("traceparent") == true
             ? $"{traceId}-{(activity?.SpanId.ToHexString() ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)))}"
             : traceId;
-        return new ModelCall(fleet.Current, kind, traceId, recordId, activity, time.GetUtcNow(), time.GetTimestamp());
+        return new ModelCall(fleet.Current, kind, ingress, traceId, recordId, activity, time.GetUtcNow(), time.GetTimestamp());
     }
 
     public async Task RunAsync(ModelCall call, IModelCallIngress ingress)

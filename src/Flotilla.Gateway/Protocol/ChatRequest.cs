@@ -42,6 +42,39 @@ internal sealed class ChatRequest
 
     public JsonElement Document => (_document ??= JsonDocument.Parse(Body, JsonText.DocumentOptions)).RootElement;
 
+    /// <summary>The wire format the caller spoke; <see cref="Body"/> is always its Chat Completions form.</summary>
+    public IngressFormat Ingress { get; private init; }
+
+    /// <summary>
+    /// The caller's own body when it spoke another provider's format (Anthropic Messages): a provider of that format sends it
+    /// with only the model swapped instead of translating <see cref="Body"/> back. Null once a guardrail changed the request.
+    /// </summary>
+    public byte[]? NativeBody { get; private init; }
+
+    /// <summary>A request translated from another wire format, in its Chat Completions form.</summary>
+    public static ChatRequest Translated(byte[] chatBody, IngressFormat ingress, byte[]? nativeBody)
+    {
+        var parsed = ParseChat(chatBody);
+        return new ChatRequest(parsed) { Ingress = ingress, NativeBody = nativeBody };
+    }
+
+    /// <summary>The same call with a changed (redacted) body: the caller's native body no longer says what is sent.</summary>
+    public ChatRequest WithBody(byte[] chatBody) => new(ParseChat(chatBody)) { Ingress = Ingress };
+
+    private ChatRequest(ChatRequest parsed)
+        : this(parsed.Body)
+    {
+        _document = parsed._document;
+        _objectStart = parsed._objectStart;
+        Model = parsed.Model;
+        ModelToken = parsed.ModelToken;
+        Stream = parsed.Stream;
+        IncludeUsage = parsed.IncludeUsage;
+        HasStreamOptions = parsed.HasStreamOptions;
+        MaxTokens = parsed.MaxTokens;
+        HasTools = parsed.HasTools;
+    }
+
     /// <summary>Scans a chat completions body; throws <see cref="GatewayException"/> (400) on malformed input.</summary>
     public static ChatRequest ParseChat(byte[] body) => Parse(body, requireMessages: true);
 
@@ -284,6 +317,19 @@ internal sealed class ChatRequest
             ? new BodySegments(Body.AsMemory(0, start), quoted, Body.AsMemory(start + length), default)
             : new BodySegments(prefix, Body.AsMemory(afterBrace, start - afterBrace), quoted, Body.AsMemory(start + length));
     }
+}
+
+/// <summary>The wire format a model call arrived in.</summary>
+internal enum IngressFormat
+{
+    /// <summary>OpenAI Chat Completions (<c>/v1/chat/completions</c>), also every in-process call.</summary>
+    ChatCompletions,
+
+    /// <summary>Anthropic Messages (<c>/v1/messages</c>).</summary>
+    Messages,
+
+    /// <summary>OpenAI Responses (<c>/v1/responses</c>).</summary>
+    Responses,
 }
 
 /// <summary>Up to four byte ranges that together form a request body.</summary>

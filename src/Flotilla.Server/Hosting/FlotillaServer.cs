@@ -15,6 +15,7 @@ using Flotilla.Server.Admin;
 using Flotilla.Storage.Alerts;
 using Flotilla.Storage.Keys;
 using Flotilla.Storage.Mcp;
+using Flotilla.Storage.Responses;
 using Flotilla.Storage.Sqlite;
 using Flotilla.Storage.Traces;
 using Flotilla.Storage.Usage;
@@ -104,6 +105,7 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IApprovalStore, SqliteApprovalStore>();
         builder.Services.AddSingleton<IIdempotencyStore, SqliteIdempotencyStore>();
         builder.Services.AddSingleton<IMcpTokenStore, SqliteMcpTokenStore>();
+        builder.Services.AddSingleton<IResponseStore, SqliteResponseStore>();
         builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
         builder.Services.AddMcpGateway();

@@ -102,6 +102,15 @@ public sealed class SqliteDatabase
             PRIMARY KEY (agent, key)
         );
         CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+        CREATE TABLE IF NOT EXISTS responses (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            previous_id TEXT,
+            messages TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_at);
         CREATE TABLE IF NOT EXISTS mcp_tokens (
             server TEXT NOT NULL,
             user_name TEXT NOT NULL,

@@ -32,7 +32,7 @@ public sealed class PolicyStepTests
     private static ModelCall Call(FleetState fleet, string content = "hello", int maxTokens = 10)
     {
         var runtime = fleet.Current;
-        var call = new ModelCall(runtime, CallKind.Chat, "t", "t", null, Time.GetUtcNow(), Time.GetTimestamp())
+        var call = new ModelCall(runtime, CallKind.Chat, IngressFormat.ChatCompletions, "t", "t", null, Time.GetUtcNow(), Time.GetTimestamp())
         {
             Caller = new CallerIdentity(runtime.Agents["a"], "k"),
             Request = ChatRequest.ParseChat(Encoding.UTF8.GetBytes($$"""{"model":"m","max_tokens":{{maxTokens}},"messages":[{"role":"user","content":"{{content}}"}]}""")),

@@ -30,7 +30,11 @@ internal sealed class AnthropicProvider(ProviderConfig config, HttpMessageInvoke
         }
 
         var stream = call.Request.Stream;
-        var body = AnthropicTranslator.ToMessagesRequest(call.Request.Document, call.Model.UpstreamModel, stream);
+        // A caller that spoke Messages is sent its own body (thinking, cache_control and all), not a translation of a translation.
+        var keepThinking = call.Request.Ingress == IngressFormat.Messages;
+        var body = call.Request.NativeBody is { } native && keepThinking
+            ? AnthropicTranslator.WithModel(native, call.Model.UpstreamModel)
+            : AnthropicTranslator.ToMessagesRequest(call.Request.Document, call.Model.UpstreamModel, stream);
         using var request = new HttpRequestMessage(HttpMethod.Post, _messagesUri) { Content = UpstreamHttp.Json(body) };
         if (key is not null)
         {
@@ -69,7 +73,7 @@ internal sealed class AnthropicProvider(ProviderConfig config, HttpMessageInvoke
                 }
 
                 var content = await response.Content.ReadAsStreamAsync(cancellationToken);
-                var translator = new AnthropicStreamTranslator("chatcmpl-" + Guid.NewGuid().ToString("N"), call.Model.Name, created, call.Request.IncludeUsage);
+                var translator = new AnthropicStreamTranslator("chatcmpl-" + Guid.NewGuid().ToString("N"), call.Model.Name, created, call.Request.IncludeUsage, keepThinking);
                 return UpstreamReply.Streaming(new AnthropicChunkStream(response, new SseReader(content), translator));
             }
 
@@ -83,7 +87,7 @@ internal sealed class AnthropicProvider(ProviderConfig config, HttpMessageInvoke
 
                 try
                 {
-                    var translated = AnthropicTranslator.ToChatCompletion(raw, call.Model.Name, out var usage, time);
+                    var translated = AnthropicTranslator.ToChatCompletion(raw, call.Model.Name, out var usage, time, keepThinking);
                     return UpstreamReply.Answer(translated, usage);
                 }
                 catch (Exception e) when (e is FormatException or System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException)

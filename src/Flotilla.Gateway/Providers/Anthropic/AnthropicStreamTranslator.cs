@@ -10,7 +10,9 @@ namespace Flotilla.Gateway.Providers.Anthropic;
 /// at a time, into OpenAI <c>chat.completion.chunk</c> payloads: the JSON after <c>data: </c>. The caller writes the SSE framing
 /// and the final <c>[DONE]</c>. Not thread-safe: one instance per stream.
 /// </summary>
-internal sealed class AnthropicStreamTranslator(string completionId, string model, long createdUnixSeconds, bool includeUsage)
+/// With <c>keepThinking</c>, thinking comes through as <c>thinking_blocks</c> pieces in the chunks' deltas (for a caller that
+/// spoke Messages and gets them back).
+internal sealed class AnthropicStreamTranslator(string completionId, string model, long createdUnixSeconds, bool includeUsage, bool keepThinking = false)
 {
     private readonly JsonEncodedText _id = JsonEncodedText.Encode(completionId, AnthropicTranslator.WriterOptions.Encoder);
     private readonly JsonEncodedText _model = JsonEncodedText.Encode(model, AnthropicTranslator.WriterOptions.Encoder);
@@ -108,6 +110,17 @@ internal sealed class AnthropicStreamTranslator(string completionId, string mode
             return;
         }
 
+        if (keepThinking && type.ValueEquals("redacted_thinking"u8))
+        {
+            EnsureStarted(output);
+            var thinking = BeginChunk();
+            thinking.WriteStartArray("thinking_blocks"u8);
+            block.WriteTo(thinking);
+            thinking.WriteEndArray();
+            EndChunk(null, output);
+            return;
+        }
+
         // server_tool_use and other block types run on Anthropic's side and are not the caller's function calls.
         if (!type.ValueEquals("tool_use"u8))
         {
@@ -139,6 +152,8 @@ internal sealed class AnthropicStreamTranslator(string completionId, string mode
         var index = -1;
         var isText = false;
         var isJson = false;
+        var isThinking = false;
+        var isSignature = false;
         var value = ReadOnlySpan<byte>.Empty;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -163,8 +178,11 @@ internal sealed class AnthropicStreamTranslator(string completionId, string mode
                         reader.Read();
                         isText = reader.ValueTextEquals("text_delta"u8);
                         isJson = reader.ValueTextEquals("input_json_delta"u8);
+                        isThinking = reader.ValueTextEquals("thinking_delta"u8);
+                        isSignature = reader.ValueTextEquals("signature_delta"u8);
                     }
-                    else if (reader.ValueTextEquals("text"u8) || reader.ValueTextEquals("partial_json"u8))
+                    else if (reader.ValueTextEquals("text"u8) || reader.ValueTextEquals("partial_json"u8)
+                        || (keepThinking && (reader.ValueTextEquals("thinking"u8) || reader.ValueTextEquals("signature"u8))))
                     {
                         reader.Read();
                         value = Unescape(ref reader);
@@ -208,7 +226,20 @@ internal sealed class AnthropicStreamTranslator(string completionId, string mode
             EndChunk(null, output);
         }
 
-        // thinking_delta, signature_delta and citations_delta have no counterpart in a chat.completion.chunk.
+        else if (keepThinking && (isThinking || isSignature))
+        {
+            EnsureStarted(output);
+            var writer = BeginChunk();
+            writer.WriteStartArray("thinking_blocks"u8);
+            writer.WriteStartObject();
+            writer.WriteString("type"u8, "thinking"u8);
+            writer.WriteString(isThinking ? "thinking"u8 : "signature"u8, value);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+            EndChunk(null, output);
+        }
+
+        // Otherwise thinking_delta, signature_delta and citations_delta have no counterpart in a chat.completion.chunk.
     }
 
     private void OnMessageDelta(ReadOnlySpan<byte> data, List<byte[]> output)

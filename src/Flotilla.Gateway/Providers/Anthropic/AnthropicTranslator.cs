@@ -85,7 +85,9 @@ internal static class AnthropicTranslator
     /// <paramref name="usage"/> counts cache reads and writes as input. <paramref name="time"/> stamps <c>created</c> (default: the system clock).
     /// Throws <see cref="FormatException"/> or <see cref="JsonException"/> when the body is not a Messages response.
     /// </summary>
-    public static byte[] ToChatCompletion(ReadOnlySpan<byte> messagesResponse, string model, out TokenUsage usage, TimeProvider? time = null)
+    /// <param name="keepThinking">Carries thinking and redacted_thinking blocks, unchanged, in the message's <c>thinking_blocks</c>
+    /// (for a caller that spoke Messages and gets them back; an OpenAI caller has no use for them).</param>
+    public static byte[] ToChatCompletion(ReadOnlySpan<byte> messagesResponse, string model, out TokenUsage usage, TimeProvider? time = null, bool keepThinking = false)
     {
         var reader = new Utf8JsonReader(messagesResponse);
         using var document = JsonDocument.ParseValue(ref reader);
@@ -99,7 +101,7 @@ internal static class AnthropicTranslator
 
         try
         {
-            return WriteChatCompletion(root, content, model, time, out usage);
+            return WriteChatCompletion(root, content, model, time, keepThinking, out usage);
         }
         catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException)
         {
@@ -108,7 +110,7 @@ internal static class AnthropicTranslator
         }
     }
 
-    private static byte[] WriteChatCompletion(JsonElement root, JsonElement content, string model, TimeProvider? time, out TokenUsage usage)
+    private static byte[] WriteChatCompletion(JsonElement root, JsonElement content, string model, TimeProvider? time, bool keepThinking, out TokenUsage usage)
     {
         var id = root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String
             ? "chatcmpl-" + idElement.GetString()
@@ -131,6 +133,11 @@ internal static class AnthropicTranslator
             writer.WriteStartObject("message"u8);
             writer.WriteString("role"u8, "assistant"u8);
             WriteAnswerContent(content, writer);
+            if (keepThinking)
+            {
+                WriteThinkingBlocks(content, writer);
+            }
+
             writer.WriteEndObject();
             writer.WriteString("finish_reason"u8, MapStopReason(stopReason));
             writer.WriteEndObject();
@@ -229,6 +236,43 @@ internal static class AnthropicTranslator
         }
 
         writer.WriteEndArray();
+    }
+
+    private static void WriteThinkingBlocks(JsonElement content, Utf8JsonWriter writer)
+    {
+        var wrote = false;
+        foreach (var block in content.EnumerateArray())
+        {
+            if (block.GetProperty("type").ValueEquals("thinking"u8) || block.GetProperty("type").ValueEquals("redacted_thinking"u8))
+            {
+                if (!wrote)
+                {
+                    writer.WriteStartArray("thinking_blocks"u8);
+                    wrote = true;
+                }
+
+                block.WriteTo(writer);
+            }
+        }
+
+        if (wrote)
+        {
+            writer.WriteEndArray();
+        }
+    }
+
+    /// <summary>A Messages body as the caller sent it, with only the model swapped for the target's.</summary>
+    public static byte[] WithModel(byte[] messagesRequest, string upstreamModel)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(messagesRequest, documentOptions: JsonText.DocumentOptions)!.AsObject();
+        node["model"] = upstreamModel;
+        using var buffer = new MemoryStream(messagesRequest.Length + 64);
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            node.WriteTo(writer);
+        }
+
+        return buffer.ToArray();
     }
 
     /// <summary>OpenAI carries tool arguments as a JSON string; the input is re-written so whitespace in the upstream body does not leak into it.</summary>
@@ -1001,10 +1045,16 @@ internal record struct AnthropicUsage(long Input, long CacheRead, long CacheCrea
         writer.WriteNumber("prompt_tokens"u8, Prompt);
         writer.WriteNumber("completion_tokens"u8, Output);
         writer.WriteNumber("total_tokens"u8, Prompt + Output);
-        if (CacheRead > 0)
+        if (CacheRead > 0 || CacheCreation > 0)
         {
+            // cache_creation_tokens is not OpenAI's: it lets a Messages caller get Anthropic's own counters back.
             writer.WriteStartObject("prompt_tokens_details"u8);
             writer.WriteNumber("cached_tokens"u8, CacheRead);
+            if (CacheCreation > 0)
+            {
+                writer.WriteNumber("cache_creation_tokens"u8, CacheCreation);
+            }
+
             writer.WriteEndObject();
         }
 

@@ -1,0 +1,128 @@
+using Flotilla.Gateway.Caching;
+using Flotilla.Gateway.Errors;
+using Flotilla.Gateway.Guardrails;
+using Flotilla.Gateway.Pipeline;
+using Flotilla.Gateway.Providers;
+using Microsoft.AspNetCore.Http;
+
+namespace Flotilla.Gateway.Endpoints.Messages;
+
+/// <summary>
+/// <c>POST /v1/messages</c>: an Anthropic Messages call on the governed path. Admits it like Chat Completions (agent key,
+/// here also from <c>x-api-key</c>; tags; body within the size limit), hands the pipeline the request's Chat Completions
+/// form plus the caller's own body for Anthropic targets, and writes every answer, stream and error in Anthropic's format.
+/// </summary>
+internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, TimeProvider time) : IModelCallIngress
+{
+    private readonly string _messageId = "msg_" + Guid.NewGuid().ToString("N");
+
+    public CancellationToken Aborted => context.RequestAborted;
+
+    public async ValueTask AdmitAsync(ModelCall call)
+    {
+        context.Response.Headers[HttpIngress.TraceIdHeader] = call.TraceId;
+        context.Response.Headers["request-id"] = call.TraceId;
+        call.Caller = HttpIngress.Authenticate(context, call.Runtime, keys, acceptApiKeyHeader: true);
+        call.Metadata = HttpIngress.ReadMetadata(context);
+        var body = await HttpIngress.ReadBodyAsync(context, call.Runtime.MaxRequestBodyBytes);
+        call.Request = MessagesRequestTranslator.Read(body);
+        call.CacheControl = HttpIngress.ReadCacheControl(context);
+    }
+
+    public void Describe(ModelCall call, string? target, int attempts, string? cache) => HttpIngress.Describe(context, target, attempts, cache);
+
+    public async ValueTask WriteAnswerAsync(ModelCall call, int status, ReadOnlyMemory<byte> body)
+    {
+        var answer = status == 200 ? MessagesAnswerTranslator.FromCompletion(body.Span, _messageId) : MessagesAnswerTranslator.ErrorFromChat(status, body.Span);
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        response.ContentLength = answer.Length;
+        await response.BodyWriter.WriteAsync(answer, context.RequestAborted);
+    }
+
+    public async ValueTask WriteErrorAsync(ModelCall call, GatewayException error) => await WriteErrorAsync(context, error);
+
+    public static async Task WriteErrorAsync(HttpContext context, GatewayException error)
+    {
+        var response = context.Response;
+        if (response.HasStarted)
+        {
+            return;
+        }
+
+        response.StatusCode = error.Status;
+        response.ContentType = "application/json";
+        response.Headers["X-Flotilla-Error-Code"] = error.Code;
+        if (error.RetryAfterSeconds is { } seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        await response.Body.WriteAsync(MessagesAnswerTranslator.Error(error.Status, error.Message), context.RequestAborted);
+    }
+
+    public async ValueTask<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
+        ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken)
+    {
+        var output = HttpIngress.StartEventStream(context);
+        var events = new MessagesStreamWriter(output, _messageId, call.EstimatedInputTokens);
+        events.Add(stream.Current.Span);
+        assembler?.Add(stream.Current.Span);
+        await output.FlushAsync(cancellationToken);
+        var ttft = time.GetElapsedTime(call.Start).TotalMilliseconds;
+        GatewayException? error = null;
+        try
+        {
+            while (await stream.ReadAsync(cancellationToken))
+            {
+                events.Add(stream.Current.Span);
+                assembler?.Add(stream.Current.Span);
+                await output.FlushAsync(cancellationToken);
+            }
+
+            events.Finish(stream.Usage);
+            await output.FlushAsync(cancellationToken);
+            return (ttft, null);
+        }
+        catch (GuardrailBlockedException e)
+        {
+            error = GuardrailSteps.StreamBlocked(e);
+        }
+        catch (StreamBrokenException e)
+        {
+            error = new GatewayException(502, "api_error", ErrorCodes.StreamBroken, $"The answer stopped midway: {e.Message}.");
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        {
+            error = new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout, "The stream did not finish within the request timeout.");
+        }
+
+        events.Error(error.Status, error.Message);
+        await output.FlushAsync(CancellationToken.None);
+        return (ttft, error);
+    }
+
+    public async ValueTask<double> WriteCachedAsync(ModelCall call, CachedAnswer hit)
+    {
+        if (!call.Request!.Stream)
+        {
+            await WriteAnswerAsync(call, 200, hit.Completion);
+            return time.GetElapsedTime(call.Start).TotalMilliseconds;
+        }
+
+        var output = HttpIngress.StartEventStream(context);
+        var events = new MessagesStreamWriter(output, _messageId, call.EstimatedInputTokens);
+        double? ttft = null;
+        foreach (var chunk in CachedReplay.ToChunks(hit.Completion, includeUsage: true))
+        {
+            events.Add(chunk);
+            await output.FlushAsync(context.RequestAborted);
+            ttft ??= time.GetElapsedTime(call.Start).TotalMilliseconds;
+        }
+
+        events.Finish(hit.Usage);
+        await output.FlushAsync(context.RequestAborted);
+        return ttft ?? 0;
+    }
+}
