@@ -8,6 +8,9 @@ public sealed partial class FakeUpstream
     /// <summary>The text Claude-like answers put before a tool call.</summary>
     public const string ToolLeadIn = "Let me check.";
 
+    /// <summary>The signature of the thinking block an answer with <see cref="UpstreamBehaviour.Thinking"/> carries.</summary>
+    public const string ThinkingSignature = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxJuR4/sig==";
+
     private Decision DecideAnthropic(JsonNode request, UpstreamBehaviour behaviour)
     {
         var model = StringOf(request["model"]) ?? "unknown";
@@ -30,6 +33,11 @@ public sealed partial class FakeUpstream
     {
         var decision = DecideAnthropic(request, behaviour);
         var content = new JsonArray();
+        if (behaviour.Thinking is not null)
+        {
+            content.Add(new JsonObject { ["type"] = "thinking", ["thinking"] = behaviour.Thinking, ["signature"] = ThinkingSignature });
+        }
+
         if (decision.Text is not null)
         {
             content.Add(new JsonObject { ["type"] = "text", ["text"] = decision.Text });
@@ -92,6 +100,19 @@ public sealed partial class FakeUpstream
             },
         });
         var index = 0;
+        if (behaviour.Thinking is not null)
+        {
+            Event("content_block_start", new JsonObject { ["index"] = index, ["content_block"] = new JsonObject { ["type"] = "thinking", ["thinking"] = "" } });
+            foreach (var word in Words(behaviour.Thinking))
+            {
+                Event("content_block_delta", new JsonObject { ["index"] = index, ["delta"] = new JsonObject { ["type"] = "thinking_delta", ["thinking"] = word } });
+            }
+
+            Event("content_block_delta", new JsonObject { ["index"] = index, ["delta"] = new JsonObject { ["type"] = "signature_delta", ["signature"] = ThinkingSignature } });
+            Event("content_block_stop", new JsonObject { ["index"] = index });
+            index++;
+        }
+
         if (decision.Text is not null)
         {
             Event("content_block_start", new JsonObject { ["index"] = index, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = "" } });

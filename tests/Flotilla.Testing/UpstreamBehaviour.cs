@@ -25,12 +25,15 @@ public sealed record UpstreamBehaviour
     /// <summary>Arguments (JSON) of the tool call made when the request offers tools; null: the default arguments.</summary>
     public string? ToolArguments { get; private init; }
 
+    /// <summary>Thinking an Anthropic answer opens with (a signed <c>thinking</c> block); ignored by the OpenAI path.</summary>
+    public string? Thinking { get; private init; }
+
     /// <summary>Events sent before the connection is cut (<see cref="UpstreamBehaviourKind.BreakAfterEvents"/>).</summary>
     public int Events { get; private init; }
 
     /// <summary>A valid answer in the protocol of the path: text, or a tool call when tools are offered (and no tool result came back).</summary>
-    public static UpstreamBehaviour Answer(string? text = null, string? toolArguments = null) =>
-        new(UpstreamBehaviourKind.Answer) { Text = text, ToolArguments = toolArguments };
+    public static UpstreamBehaviour Answer(string? text = null, string? toolArguments = null, string? thinking = null) =>
+        new(UpstreamBehaviourKind.Answer) { Text = text, ToolArguments = toolArguments, Thinking = thinking };
 
     /// <summary>A fixed status and body, e.g. 429 with <c>("Retry-After", "0")</c>, 500 or 503.</summary>
     public static UpstreamBehaviour Respond(int status, string body, params (string Name, string Value)[] headers) =>
