@@ -37,7 +37,7 @@ internal sealed class GatewayHandler(FleetState fleet, AgentKeyRing keys, ModelC
         {
             HttpIngress.Authenticate(context, runtime, keys, acceptApiKeyHeader: true);
             var body = await HttpIngress.ReadBodyAsync(context, runtime.MaxRequestBodyBytes);
-            var request = MessagesRequestTranslator.Read(body);
+            var request = MessagesRequestTranslator.Read(body, countOnly: true);
             var tokens = TokenEstimator.EstimateInput(request);
             context.Response.ContentType = "application/json";
             await context.Response.WriteAsync($"{{\"input_tokens\":{tokens}}}", context.RequestAborted);

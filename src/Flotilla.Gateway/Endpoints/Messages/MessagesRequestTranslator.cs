@@ -16,7 +16,8 @@ namespace Flotilla.Gateway.Endpoints.Messages;
 /// </summary>
 internal static class MessagesRequestTranslator
 {
-    public static ChatRequest Read(byte[] body)
+    /// <param name="countOnly">For <c>count_tokens</c>, which takes no <c>max_tokens</c>.</param>
+    public static ChatRequest Read(byte[] body, bool countOnly = false)
     {
         if (JsonText.FindEncodingError(body) is { } encodingError)
         {
@@ -36,20 +37,22 @@ internal static class MessagesRequestTranslator
 
         using (document)
         {
-            var chat = ToChatBody(document.RootElement);
+            var chat = ToChatBody(document.RootElement, countOnly);
             return ChatRequest.Translated(chat, IngressFormat.Messages, body);
         }
     }
 
     /// <summary>The Chat Completions body for a Messages request.</summary>
-    public static byte[] ToChatBody(JsonElement root)
+    public static byte[] ToChatBody(JsonElement root, bool countOnly = false)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
             throw BadRequest("The request body must be a JSON object.", null);
         }
 
-        if (!root.TryGetProperty("max_tokens", out var maxTokens) || !maxTokens.TryGetInt64(out var max) || max < 1)
+        long max = 1;
+        if (!(countOnly && !root.TryGetProperty("max_tokens", out _))
+            && (!root.TryGetProperty("max_tokens", out var maxTokens) || !maxTokens.TryGetInt64(out max) || max < 1))
         {
             throw BadRequest("'max_tokens' is required and must be a positive integer.", "max_tokens");
         }
