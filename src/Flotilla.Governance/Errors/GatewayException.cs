@@ -36,6 +36,7 @@ public static class ErrorCodes
     public const string UnsupportedMediaType = "unsupported_media_type";
     public const string AllTargetsFailed = "all_targets_failed";
     public const string UpstreamError = "upstream_error";
+    public const string InvalidUpstreamAnswer = "invalid_upstream_answer";
     public const string UpstreamTimeout = "upstream_timeout";
     public const string StreamBroken = "stream_interrupted";
     public const string Unsupported = "unsupported";

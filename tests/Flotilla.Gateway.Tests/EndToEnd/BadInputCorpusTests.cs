@@ -25,6 +25,8 @@ public sealed class BadInputCorpusTests
 
     private const string Chat = "/v1/chat/completions";
     private const string Embed = "/v1/embeddings";
+    private const string Messages = "/v1/messages";
+    private const string Responses = "/v1/responses";
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -49,8 +51,59 @@ public sealed class BadInputCorpusTests
     private static Case Tagged(string name, string metadata) =>
         new(name, "POST", Chat, Utf8(Message("\"hi\"")), 400, "invalid_metadata", Headers: [("X-Flotilla-Metadata", metadata)], Traced: true);
 
+    private static Case MessagesCase(string name, string body, int status, string? code) => new(name, "POST", Messages, Utf8(body), status, code, Traced: true);
+
+    private static Case ResponsesCase(string name, string body, int status, string? code) => new(name, "POST", Responses, Utf8(body), status, code, Traced: true);
+
+    private static string Ask(string messages, string extra = "") => $$"""{"model":"sim-chat","max_tokens":50,"messages":{{messages}}{{extra}}}""";
+
+    private static string UserBlocks(string blocks) => Ask($$"""[{"role":"user","content":{{blocks}}}]""");
+
     private static readonly Case[] Cases =
     [
+        // Anthropic Messages: answered in Anthropic's error format (the code is in X-Flotilla-Error-Code).
+        MessagesCase("messages: truncated JSON", """{"model":"sim-chat","max_tokens":5,"messages":[{"role":""", 400, "invalid_json"),
+        MessagesCase("messages: empty body", "", 400, "invalid_json"),
+        MessagesCase("messages: body is an array", "[]", 400, "invalid_request"),
+        MessagesCase("messages: no max_tokens", """{"model":"sim-chat","messages":[{"role":"user","content":"hi"}]}""", 400, "invalid_request"),
+        MessagesCase("messages: max_tokens is text", Ask("""[{"role":"user","content":"hi"}]""").Replace("50", "\"lots\""), 400, "invalid_request"),
+        MessagesCase("messages: no messages", Ask("[]"), 400, "invalid_request"),
+        MessagesCase("messages: a system role in messages", Ask("""[{"role":"system","content":"hi"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: an unknown block type", UserBlocks("""[{"type":"hologram","data":"x"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: a block without a type", UserBlocks("""[{"text":"hi"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: an image without a source", UserBlocks("""[{"type":"image"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: a tool_result without its id", UserBlocks("""[{"type":"tool_result","content":"x"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: tool_use in a user turn", UserBlocks("""[{"type":"tool_use","id":"t","name":"n","input":{}}]"""), 400, "invalid_request"),
+        MessagesCase("messages: a server tool", Ask("""[{"role":"user","content":"hi"}]""", ""","tools":[{"type":"web_search_20250305","name":"web_search"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: a tool without a schema", Ask("""[{"role":"user","content":"hi"}]""", ""","tools":[{"name":"t"}]"""), 400, "invalid_request"),
+        MessagesCase("messages: tool_choice is a string", Ask("""[{"role":"user","content":"hi"}]""", ""","tools":[{"name":"t","input_schema":{"type":"object"}}],"tool_choice":"auto" """), 400, "invalid_request"),
+        MessagesCase("messages: stream is text", Ask("""[{"role":"user","content":"hi"}]""", ""","stream":"yes" """), 400, "invalid_request"),
+        MessagesCase("messages: lone surrogate", Ask("""[{"role":"user","content":"\ud800"}]"""), 400, "invalid_json"),
+        new("messages: raw 0xFF", "POST", Messages, Bytes("""{"model":"sim-chat","max_tokens":5,"messages":[{"role":"user","content":"a""", [0xFF], "\"}]}"), 400, "invalid_json", Traced: true),
+        MessagesCase("messages: nested 100 deep", Ask($$"""[{"role":"user","content":"hi","x":{{new string('[', 100)}}{{new string(']', 100)}}}]"""), 400, "invalid_json"),
+        MessagesCase("messages: a 100 KB body", Ask($$"""[{"role":"user","content":"{{new string('m', 100_000)}}"}]"""), 413, "request_too_large"),
+        MessagesCase("messages: an unknown model", Ask("""[{"role":"user","content":"hi"}]""").Replace("sim-chat", "claude-\\u001b[31m"), 404, "model_not_found"),
+        new("messages: no key", "POST", Messages, Utf8(Ask("""[{"role":"user","content":"hi"}]""")), 401, "missing_api_key", As: Caller.None),
+        new("messages: a wrong x-api-key", "POST", Messages, Utf8(Ask("""[{"role":"user","content":"hi"}]""")), 401, "invalid_api_key", As: Caller.None, Headers: [("x-api-key", "sk-ant-not-ours")]),
+        new("messages: count_tokens of broken JSON", "POST", Messages + "/count_tokens", Utf8("""{"messages":["""), 400, "invalid_json"),
+        new("messages: GET", "GET", Messages, null, 404, "unknown_endpoint"),
+        // OpenAI Responses: answered in OpenAI's error format.
+        ResponsesCase("responses: truncated JSON", """{"model":"sim-chat","input":""", 400, "invalid_json"),
+        ResponsesCase("responses: empty body", "", 400, "invalid_json"),
+        ResponsesCase("responses: body is an array", "[]", 400, "invalid_request"),
+        ResponsesCase("responses: no input", """{"model":"sim-chat"}""", 400, "invalid_request"),
+        ResponsesCase("responses: input is a number", """{"model":"sim-chat","input":7}""", 400, "invalid_request"),
+        ResponsesCase("responses: an unknown item type", """{"model":"sim-chat","input":[{"type":"hologram"}]}""", 400, "invalid_request"),
+        ResponsesCase("responses: a function_call_output without call_id", """{"model":"sim-chat","input":[{"type":"function_call_output","output":"x"}]}""", 400, "invalid_request"),
+        ResponsesCase("responses: an unknown content part", """{"model":"sim-chat","input":[{"role":"user","content":[{"type":"input_audio"}]}]}""", 400, "invalid_request"),
+        ResponsesCase("responses: a hosted tool", """{"model":"sim-chat","input":"hi","tools":[{"type":"web_search"}]}""", 400, "invalid_request"),
+        ResponsesCase("responses: max_output_tokens is 0", """{"model":"sim-chat","input":"hi","max_output_tokens":0}""", 400, "invalid_request"),
+        ResponsesCase("responses: previous_response_id is a number", """{"model":"sim-chat","input":"hi","previous_response_id":5}""", 400, "invalid_request"),
+        ResponsesCase("responses: an unknown previous_response_id", """{"model":"sim-chat","input":"hi","previous_response_id":"resp_\u001b[31m"}""", 404, "previous_response_not_found"),
+        ResponsesCase("responses: lone surrogate", """{"model":"sim-chat","input":"\udfff"}""", 400, "invalid_json"),
+        new("responses: raw 0xFF", "POST", Responses, Bytes("""{"model":"sim-chat","input":"a""", [0xFF], "\"}"), 400, "invalid_json", Traced: true),
+        ResponsesCase("responses: a 100 KB body", $$"""{"model":"sim-chat","input":"{{new string('m', 100_000)}}"}""", 413, "request_too_large"),
+        new("responses: no key", "POST", Responses, Utf8("""{"model":"sim-chat","input":"hi"}"""), 401, "missing_api_key", As: Caller.None),
         // Chat completions: broken JSON.
         ChatCase("truncated JSON", """{"model":"sim-chat","messages":[{"role":"user","content":"hel""", 400, "invalid_json"),
         ChatCase("empty body", "", 400, "invalid_json"),
@@ -224,7 +277,17 @@ public sealed class BadInputCorpusTests
             response.Content.Headers.ContentType?.MediaType.ShouldBe("application/json");
             using var json = JsonDocument.Parse(body);
             var error = json.RootElement.GetProperty("error");
-            error.GetProperty("code").GetString().ShouldBe(c.Code, Shorten(body));
+            if (c.Path.StartsWith(Messages, StringComparison.Ordinal) && c.Method == "POST")
+            {
+                // Anthropic's shape: {"type":"error","error":{"type","message"}}; Flotilla's code rides in a header.
+                json.RootElement.GetProperty("type").GetString().ShouldBe("error");
+                response.Headers.GetValues("X-Flotilla-Error-Code").Single().ShouldBe(c.Code, Shorten(body));
+            }
+            else
+            {
+                error.GetProperty("code").GetString().ShouldBe(c.Code, Shorten(body));
+            }
+
             error.GetProperty("type").GetString().ShouldNotBeNullOrEmpty();
             var message = error.GetProperty("message").GetString()!;
             message.Length.ShouldBeInRange(10, 1_000, Shorten(message));

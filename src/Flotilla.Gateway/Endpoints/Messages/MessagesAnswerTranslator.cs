@@ -183,7 +183,8 @@ internal readonly record struct MessagesUsage(long Input, long Output, long Cach
         }
 
         long Read(JsonElement element, string name) =>
-            element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.TryGetInt64(out var number) ? number : 0;
+            element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number
+            && value.TryGetInt64(out var number) ? number : 0;
 
         var details = usage.TryGetProperty("prompt_tokens_details", out var d) ? d : default;
         var cacheRead = Read(details, "cached_tokens");

@@ -33,7 +33,16 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
 
     public async ValueTask WriteAnswerAsync(ModelCall call, int status, ReadOnlyMemory<byte> body)
     {
-        var answer = status == 200 ? MessagesAnswerTranslator.FromCompletion(body.Span, _messageId) : MessagesAnswerTranslator.ErrorFromChat(status, body.Span);
+        byte[] answer;
+        try
+        {
+            answer = status == 200 ? MessagesAnswerTranslator.FromCompletion(body.Span, _messageId) : MessagesAnswerTranslator.ErrorFromChat(status, body.Span);
+        }
+        catch (Exception e) when (UntranslatableAnswer.Is(e))
+        {
+            throw UntranslatableAnswer.Error("Messages");
+        }
+
         var response = context.Response;
         response.StatusCode = status;
         response.ContentType = "application/json";
@@ -93,6 +102,10 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
         {
             error = new GatewayException(502, "api_error", ErrorCodes.StreamBroken, $"The answer stopped midway: {e.Message}.");
         }
+        catch (Exception e) when (UntranslatableAnswer.Is(e))
+        {
+            error = UntranslatableAnswer.Error("Messages");
+        }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
         {
             error = new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout, "The stream did not finish within the request timeout.");
@@ -125,4 +138,13 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
         await output.FlushAsync(context.RequestAborted);
         return ttft ?? 0;
     }
+}
+
+/// <summary>An upstream's answer that passed as OpenAI JSON but lacks what a translation into another format needs.</summary>
+internal static class UntranslatableAnswer
+{
+    public static bool Is(Exception e) => e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException or FormatException or IndexOutOfRangeException;
+
+    public static GatewayException Error(string format) =>
+        new(502, "api_error", ErrorCodes.InvalidUpstreamAnswer, $"The upstream's answer is not a well-formed chat completion, so it cannot be given in the {format} format.");
 }

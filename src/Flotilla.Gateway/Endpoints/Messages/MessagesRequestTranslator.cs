@@ -52,7 +52,7 @@ internal static class MessagesRequestTranslator
 
         long max = 1;
         if (!(countOnly && !root.TryGetProperty("max_tokens", out _))
-            && (!root.TryGetProperty("max_tokens", out var maxTokens) || !maxTokens.TryGetInt64(out max) || max < 1))
+            && (!root.TryGetProperty("max_tokens", out var maxTokens) || maxTokens.ValueKind != JsonValueKind.Number || !maxTokens.TryGetInt64(out max) || max < 1))
         {
             throw BadRequest("'max_tokens' is required and must be a positive integer.", "max_tokens");
         }

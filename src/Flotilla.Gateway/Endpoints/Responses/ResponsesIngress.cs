@@ -1,4 +1,5 @@
 using Flotilla.Gateway.Caching;
+using Flotilla.Gateway.Endpoints.Messages;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Guardrails;
 using Flotilla.Gateway.Pipeline;
@@ -52,7 +53,15 @@ internal sealed class ResponsesIngress(HttpContext context, AgentKeyRing keys, R
             return;
         }
 
-        _writer!.ReadCompletion(body.Span);
+        try
+        {
+            _writer!.ReadCompletion(body.Span);
+        }
+        catch (Exception e) when (UntranslatableAnswer.Is(e))
+        {
+            throw UntranslatableAnswer.Error("Responses");
+        }
+
         await SaveAsync(call);
         var answer = _writer.Response();
         response.ContentLength = answer.Length;
@@ -93,6 +102,10 @@ internal sealed class ResponsesIngress(HttpContext context, AgentKeyRing keys, R
         catch (StreamBrokenException e)
         {
             error = new GatewayException(502, "api_error", ErrorCodes.StreamBroken, $"The answer stopped midway: {e.Message}.");
+        }
+        catch (Exception e) when (UntranslatableAnswer.Is(e))
+        {
+            error = UntranslatableAnswer.Error("Responses");
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
         {

@@ -370,7 +370,7 @@ internal static class ResponsesRequestTranslator
     {
         if (root.TryGetProperty("max_output_tokens", out var max) && max.ValueKind != JsonValueKind.Null)
         {
-            if (!max.TryGetInt64(out var tokens) || tokens < 1)
+            if (max.ValueKind != JsonValueKind.Number || !max.TryGetInt64(out var tokens) || tokens < 1)
             {
                 throw BadRequest("'max_output_tokens' must be a positive integer.", "max_output_tokens");
             }
