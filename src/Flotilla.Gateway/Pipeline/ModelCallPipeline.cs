@@ -48,6 +48,11 @@ internal sealed partial class ModelCallPipeline(
             await ingress.AdmitAsync(call);
             var request = call.Request!;
             call.Route = ResolveRoute(call.Runtime, request.Model ?? call.Caller!.Agent.Model, call.Kind);
+            if (request.NativeOnly is { } nativeOnly && !call.Route.Members.Any(m => m.Model.Provider.Config.Type == ProviderType.Anthropic))
+            {
+                throw GatewayException.BadRequest(ErrorCodes.Unsupported, $"{nativeOnly}; '{call.Route.Name}' has no Anthropic model to send it to.", "model");
+            }
+
             await GuardrailSteps.InputAsync(call, aborted);
             Estimate(call);
 

@@ -51,15 +51,24 @@ internal sealed class ChatRequest
     /// </summary>
     public byte[]? NativeBody { get; private init; }
 
+    /// <summary>
+    /// Why only a provider of the caller's own format can take this request (it holds what the Chat Completions form cannot:
+    /// an Anthropic server tool, a document block); null when any target can.
+    /// </summary>
+    public string? NativeOnly { get; private init; }
+
+    /// <summary>The caller's <c>anthropic-beta</c> header, sent on with its own body to an Anthropic target.</summary>
+    public string? AnthropicBeta { get; private init; }
+
     /// <summary>A request translated from another wire format, in its Chat Completions form.</summary>
-    public static ChatRequest Translated(byte[] chatBody, IngressFormat ingress, byte[]? nativeBody)
+    public static ChatRequest Translated(byte[] chatBody, IngressFormat ingress, byte[]? nativeBody, string? nativeOnly = null, string? anthropicBeta = null)
     {
         var parsed = ParseChat(chatBody);
-        return new ChatRequest(parsed) { Ingress = ingress, NativeBody = nativeBody };
+        return new ChatRequest(parsed) { Ingress = ingress, NativeBody = nativeBody, NativeOnly = nativeBody is null ? null : nativeOnly, AnthropicBeta = anthropicBeta };
     }
 
     /// <summary>The same call with a changed (redacted) body: the caller's native body no longer says what is sent.</summary>
-    public ChatRequest WithBody(byte[] chatBody) => new(ParseChat(chatBody)) { Ingress = Ingress };
+    public ChatRequest WithBody(byte[] chatBody) => new(ParseChat(chatBody)) { Ingress = Ingress, NativeOnly = NativeOnly };
 
     private ChatRequest(ChatRequest parsed)
         : this(parsed.Body)

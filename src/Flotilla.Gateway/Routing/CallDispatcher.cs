@@ -160,7 +160,11 @@ internal sealed class CallDispatcher
         UpstreamReply reply;
         try
         {
-            reply = await state.Target.Provider.SendAsync(state.Call, token);
+            reply = state.Call.Request.NativeOnly is { } nativeOnly && state.Target.Provider.Config.Type != ProviderType.Anthropic
+                ? UpstreamReply.Failed(AttemptOutcome.Status, 400, $"provider '{provider}' cannot take this request: {nativeOnly}",
+                    Errors.ErrorWriter.ToJson($"{nativeOnly}; '{state.Target.Name}' is not an Anthropic model, so the request cannot be sent to it.",
+                        "invalid_request_error", ErrorCodes.Unsupported))
+                : await state.Target.Provider.SendAsync(state.Call, token);
             if (reply.Stream is { } stream)
             {
                 // Nothing reaches the caller until the first chunk is here, so a stall before it can still fall back.

@@ -25,7 +25,8 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
         call.Caller = HttpIngress.Authenticate(context, call.Runtime, keys, acceptApiKeyHeader: true);
         call.Metadata = HttpIngress.ReadMetadata(context);
         var body = await HttpIngress.ReadBodyAsync(context, call.Runtime.MaxRequestBodyBytes);
-        call.Request = MessagesRequestTranslator.Read(body);
+        var beta = context.Request.Headers["anthropic-beta"];
+        call.Request = MessagesRequestTranslator.Read(body, anthropicBeta: beta.Count == 0 ? null : string.Join(',', beta.ToArray()));
         call.CacheControl = HttpIngress.ReadCacheControl(context);
     }
 
@@ -47,6 +48,11 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
         response.StatusCode = status;
         response.ContentType = "application/json";
         response.ContentLength = answer.Length;
+        if (call.Error is { } error)
+        {
+            response.Headers["X-Flotilla-Error-Code"] = error.Code;
+        }
+
         await response.BodyWriter.WriteAsync(answer, context.RequestAborted);
     }
 

@@ -17,7 +17,8 @@ namespace Flotilla.Gateway.Endpoints.Messages;
 internal static class MessagesRequestTranslator
 {
     /// <param name="countOnly">For <c>count_tokens</c>, which takes no <c>max_tokens</c>.</param>
-    public static ChatRequest Read(byte[] body, bool countOnly = false)
+    /// <param name="anthropicBeta">The caller's <c>anthropic-beta</c> header, for an Anthropic target.</param>
+    public static ChatRequest Read(byte[] body, bool countOnly = false, string? anthropicBeta = null)
     {
         if (JsonText.FindEncodingError(body) is { } encodingError)
         {
@@ -37,13 +38,18 @@ internal static class MessagesRequestTranslator
 
         using (document)
         {
-            var chat = ToChatBody(document.RootElement, countOnly);
-            return ChatRequest.Translated(chat, IngressFormat.Messages, body);
+            var nativeOnly = new List<string>();
+            var chat = ToChatBody(document.RootElement, countOnly, nativeOnly);
+            return ChatRequest.Translated(chat, IngressFormat.Messages, body, nativeOnly.FirstOrDefault(), anthropicBeta);
         }
     }
 
-    /// <summary>The Chat Completions body for a Messages request.</summary>
-    public static byte[] ToChatBody(JsonElement root, bool countOnly = false)
+    /// <summary>
+    /// The Chat Completions body for a Messages request. What only an Anthropic model can take (server tools, document and
+    /// search-result blocks, server tool blocks in the history) is left out of it and named in <paramref name="nativeOnly"/>:
+    /// an Anthropic target gets the caller's own body, any other target refuses the request.
+    /// </summary>
+    public static byte[] ToChatBody(JsonElement root, bool countOnly, List<string> nativeOnly)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
@@ -82,11 +88,11 @@ internal static class MessagesRequestTranslator
             var i = 0;
             foreach (var message in messages.EnumerateArray())
             {
-                WriteMessage(message, i++, writer);
+                WriteMessage(message, i++, writer, nativeOnly);
             }
 
             writer.WriteEndArray();
-            WriteTools(root, writer);
+            WriteTools(root, writer, nativeOnly);
             CopyNumber(root, "temperature", writer);
             CopyNumber(root, "top_p", writer);
             WriteStop(root, writer);
@@ -141,7 +147,7 @@ internal static class MessagesRequestTranslator
         }
     }
 
-    private static void WriteMessage(JsonElement message, int i, Utf8JsonWriter writer)
+    private static void WriteMessage(JsonElement message, int i, Utf8JsonWriter writer, List<string> nativeOnly)
     {
         var param = $"messages[{i}]";
         if (message.ValueKind != JsonValueKind.Object)
@@ -171,16 +177,16 @@ internal static class MessagesRequestTranslator
 
         if (role == "assistant")
         {
-            WriteAssistant(content, param, writer);
+            WriteAssistant(content, param, writer, nativeOnly);
         }
         else
         {
-            WriteUser(content, param, writer);
+            WriteUser(content, param, writer, nativeOnly);
         }
     }
 
     /// <summary>Text joins into the content, tool_use blocks become tool_calls; thinking has no Chat Completions form and stays behind.</summary>
-    private static void WriteAssistant(JsonElement content, string param, Utf8JsonWriter writer)
+    private static void WriteAssistant(JsonElement content, string param, Utf8JsonWriter writer, List<string> nativeOnly)
     {
         StringBuilder? text = null;
         var toolUses = 0;
@@ -204,8 +210,11 @@ internal static class MessagesRequestTranslator
                     break;
                 case "thinking" or "redacted_thinking":
                     break;
+                case var server when IsServerToolBlock(server):
+                    nativeOnly.Add($"{param}.content[{j}] is an Anthropic server tool block ('{Safe(server)}')");
+                    break;
                 case var other:
-                    throw BadRequest($"{param}.content[{j}] has type '{Safe(other)}'; an assistant turn holds text, tool_use, thinking and redacted_thinking blocks.", $"{param}.content[{j}].type");
+                    throw BadRequest($"{param}.content[{j}] has type '{Safe(other)}'; an assistant turn holds text, tool_use, thinking, redacted_thinking and server tool blocks.", $"{param}.content[{j}].type");
             }
 
             j++;
@@ -259,7 +268,7 @@ internal static class MessagesRequestTranslator
     /// Tool results become tool messages, in order and first (Anthropic puts them first in the turn); text and images become
     /// one user message after them. Images inside a tool result (a tool message can only hold text) join that user message.
     /// </summary>
-    private static void WriteUser(JsonElement content, string param, Utf8JsonWriter writer)
+    private static void WriteUser(JsonElement content, string param, Utf8JsonWriter writer, List<string> nativeOnly)
     {
         var parts = new List<(JsonElement Block, string Param)>();
         var j = 0;
@@ -269,13 +278,18 @@ internal static class MessagesRequestTranslator
             switch (BlockType(block, blockParam))
             {
                 case "tool_result":
-                    WriteToolResult(block, blockParam, writer, parts);
+                    WriteToolResult(block, blockParam, writer, parts, nativeOnly);
                     break;
                 case "text" or "image":
                     parts.Add((block, blockParam));
                     break;
+                case "document" or "search_result":
+                    // Left to an Anthropic model, but its text stays in the form guardrails scan and budgets count.
+                    nativeOnly.Add($"{blockParam} is a '{BlockType(block, blockParam)}' block, which only Anthropic models read");
+                    parts.Add((block, blockParam));
+                    break;
                 case var other:
-                    throw BadRequest($"{blockParam} has type '{Safe(other)}'; a user turn holds text, image and tool_result blocks here.", $"{blockParam}.type");
+                    throw BadRequest($"{blockParam} has type '{Safe(other)}'; a user turn holds text, image, document, search_result and tool_result blocks.", $"{blockParam}.type");
             }
 
             j++;
@@ -298,7 +312,7 @@ internal static class MessagesRequestTranslator
         writer.WriteEndObject();
     }
 
-    private static void WriteToolResult(JsonElement block, string param, Utf8JsonWriter writer, List<(JsonElement, string)> images)
+    private static void WriteToolResult(JsonElement block, string param, Utf8JsonWriter writer, List<(JsonElement, string)> images, List<string> nativeOnly)
     {
         var id = ReadString(block, "tool_use_id", param);
         var text = new StringBuilder();
@@ -333,6 +347,10 @@ internal static class MessagesRequestTranslator
                         case "image":
                             images.Add((inner, innerParam));
                             break;
+                        case "document" or "search_result":
+                            nativeOnly.Add($"{innerParam} is a '{BlockType(inner, innerParam)}' block, which only Anthropic models read");
+                            text.Append(text.Length > 0 ? "\n" : "").Append(DocumentText(inner));
+                            break;
                         case var other:
                             throw BadRequest($"{innerParam} has type '{Safe(other)}'; a tool_result holds text and image blocks.", $"{innerParam}.type");
                     }
@@ -361,6 +379,11 @@ internal static class MessagesRequestTranslator
             writer.WriteString("type"u8, "text"u8);
             writer.WriteString("text"u8, ReadString(block, "text", param));
         }
+        else if (!block.GetProperty("type").ValueEquals("image"u8))
+        {
+            writer.WriteString("type"u8, "text"u8);
+            writer.WriteString("text"u8, DocumentText(block));
+        }
         else
         {
             if (!block.TryGetProperty("source", out var source) || source.ValueKind != JsonValueKind.Object)
@@ -383,7 +406,7 @@ internal static class MessagesRequestTranslator
         writer.WriteEndObject();
     }
 
-    private static void WriteTools(JsonElement root, Utf8JsonWriter writer)
+    private static void WriteTools(JsonElement root, Utf8JsonWriter writer, List<string> nativeOnly)
     {
         if (!root.TryGetProperty("tools", out var tools) || tools.ValueKind == JsonValueKind.Null)
         {
@@ -412,7 +435,14 @@ internal static class MessagesRequestTranslator
 
             if (tool.TryGetProperty("type", out var type) && !(type.ValueKind == JsonValueKind.String && type.ValueEquals("custom"u8)))
             {
-                throw BadRequest($"{param} is an Anthropic server tool ('{Safe(type.ToString())}'); Flotilla relays client tools (name, description, input_schema) only.", $"{param}.type");
+                if (type.ValueKind != JsonValueKind.String)
+                {
+                    throw BadRequest($"{param}.type must be a string.", $"{param}.type");
+                }
+
+                nativeOnly.Add($"{param} is an Anthropic server tool ('{Safe(type.GetString()!)}')");
+                i++;
+                continue;
             }
 
             var name = ReadString(tool, "name", param);
@@ -539,6 +569,70 @@ internal static class MessagesRequestTranslator
 
         return text.ToString();
     }
+
+    /// <summary>
+    /// The readable text of a document or search_result block (plain-text sources, content blocks, title), or a marker for
+    /// one that is binary (a PDF): what the policies see of it.
+    /// </summary>
+    private static string DocumentText(JsonElement block)
+    {
+        var text = new StringBuilder();
+        void Add(string? piece)
+        {
+            if (!string.IsNullOrEmpty(piece))
+            {
+                text.Append(text.Length > 0 ? "\n" : "").Append(piece);
+            }
+        }
+
+        string? Str(JsonElement e, string name) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        void AddContent(JsonElement content)
+        {
+            if (content.ValueKind == JsonValueKind.String)
+            {
+                Add(content.GetString());
+            }
+            else if (content.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var inner in content.EnumerateArray())
+                {
+                    Add(Str(inner, "text"));
+                }
+            }
+        }
+
+        Add(Str(block, "title"));
+        if (block.TryGetProperty("source", out var source) && source.ValueKind == JsonValueKind.Object)
+        {
+            switch (Str(source, "type"))
+            {
+                case "text":
+                    Add(Str(source, "data"));
+                    break;
+                case "content" when source.TryGetProperty("content", out var content):
+                    AddContent(content);
+                    break;
+                default:
+                    Add($"[{Str(source, "media_type") ?? Str(source, "type") ?? "binary"} document]");
+                    break;
+            }
+        }
+        else if (Str(block, "source") is { } origin)
+        {
+            Add(origin);
+        }
+
+        if (block.TryGetProperty("content", out var blockContent))
+        {
+            AddContent(blockContent);
+        }
+
+        return text.Length == 0 ? "[document]" : text.ToString();
+    }
+
+    /// <summary>Blocks of tools that run on Anthropic's side (web search, code execution, ...): <c>server_tool_use</c> and their <c>*_tool_result</c>.</summary>
+    private static bool IsServerToolBlock(string type) =>
+        type is "server_tool_use" or "mcp_tool_use" or "mcp_tool_result" || type.EndsWith("_tool_result", StringComparison.Ordinal);
 
     private static string BlockType(JsonElement block, string param) =>
         block.ValueKind == JsonValueKind.Object && block.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String

@@ -32,10 +32,23 @@ internal sealed class AnthropicProvider(ProviderConfig config, HttpMessageInvoke
         var stream = call.Request.Stream;
         // A caller that spoke Messages is sent its own body (thinking, cache_control and all), not a translation of a translation.
         var keepThinking = call.Request.Ingress == IngressFormat.Messages;
-        var body = call.Request.NativeBody is { } native && keepThinking
-            ? AnthropicTranslator.WithModel(native, call.Model.UpstreamModel)
+        var forwarded = call.Request.NativeBody is not null && keepThinking;
+        if (!forwarded && call.Request.NativeOnly is { } nativeOnly)
+        {
+            // A redacting guardrail changed the request, and its Chat Completions form cannot say everything the caller's did.
+            return UpstreamReply.Failed(AttemptOutcome.Status, 400, nativeOnly, ErrorWriter.ToJson(
+                $"{nativeOnly}; an input guardrail changed the request, and the changed request cannot carry it.", "invalid_request_error", ErrorCodes.Unsupported));
+        }
+
+        var body = forwarded
+            ? AnthropicTranslator.WithModel(call.Request.NativeBody!, call.Model.UpstreamModel)
             : AnthropicTranslator.ToMessagesRequest(call.Request.Document, call.Model.UpstreamModel, stream);
         using var request = new HttpRequestMessage(HttpMethod.Post, _messagesUri) { Content = UpstreamHttp.Json(body) };
+        if (forwarded && call.Request.AnthropicBeta is { Length: > 0 } beta)
+        {
+            request.Headers.TryAddWithoutValidation("anthropic-beta", beta);
+        }
+
         if (key is not null)
         {
             request.Headers.TryAddWithoutValidation("x-api-key", key);
