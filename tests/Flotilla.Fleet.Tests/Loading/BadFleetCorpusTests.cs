@@ -29,6 +29,9 @@ public sealed class BadFleetCorpusTests
         { "traces retention not a duration", "gateway:\n  traces: { retention: forever }\n", "not a duration" },
         { "two budgets with one name", "gateway:\n  budgets:\n    - { applies_per: agent, limit: 5/day }\n    - { applies_per: agent, limit: 9/day, mode: audit }\n", "declared twice" },
         { "unknown key under traces", "gateway:\n  traces: { retension: 7d }\n", "did you mean 'retention'" },
+        { "responses ttl too long", "gateway:\n  responses: { ttl: 400d }\n", "between 1m and 365d" },
+        { "responses ttl not a duration", "gateway:\n  responses: { ttl: long }\n", "not a duration" },
+        { "unknown key under responses", "gateway:\n  responses: { tll: 7d }\n", "did you mean 'ttl'" },
     };
 
     [Theory]
@@ -57,5 +60,12 @@ public sealed class BadFleetCorpusTests
     {
         Valid("gateway:\n  traces: { retention: 7d }\n").Gateway.Traces.Retention.ShouldBe(TimeSpan.FromDays(7));
         Valid("").Gateway.Traces.Retention.ShouldBe(TimeSpan.FromDays(30));
+    }
+
+    [Fact]
+    public void Responses_ttl_is_read_and_defaults_to_30_days()
+    {
+        Valid("gateway:\n  responses: { ttl: 2h }\n").Gateway.Responses.Ttl.ShouldBe(TimeSpan.FromHours(2));
+        Valid("").Gateway.Responses.Ttl.ShouldBe(TimeSpan.FromDays(30));
     }
 }
