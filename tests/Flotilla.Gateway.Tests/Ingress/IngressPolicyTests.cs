@@ -83,6 +83,27 @@ public sealed class IngressPolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_stream_that_breaks_midway_ends_with_the_formats_error_event()
+    {
+        await using var host = await GatewayHost.StartAsync(Fleet());
+        _openai.Enqueue(UpstreamBehaviour.BreakAfterEvents(3), UpstreamBehaviour.BreakAfterEvents(3));
+
+        using var messages = await host.Http.PostAsync("/v1/messages", GatewayHost.JsonContent(Question.Replace("\"max_tokens\":64", "\"max_tokens\":64,\"stream\":true")), Ct);
+        using var responses = await host.Http.PostAsync("/v1/responses", GatewayHost.JsonContent("""{"model":"gpt-mini","input":"What is the capital of France?","stream":true}"""), Ct);
+
+        var anthropic = await messages.Content.ReadAsStringAsync(Ct);
+        anthropic.ShouldStartWith("event: message_start");
+        anthropic.ShouldNotContain("event: message_stop");
+        anthropic.TrimEnd().Split('\n')[^1].ShouldContain("\"type\":\"error\"");
+        var openai = await responses.Content.ReadAsStringAsync(Ct);
+        openai.ShouldStartWith("event: response.created");
+        openai.ShouldNotContain("response.completed");
+        openai.TrimEnd().Split('\n')[^1].ShouldContain("\"code\":\"stream_interrupted\"");
+        var traces = await host.TracesAsync(2);
+        traces.ShouldAllBe(t => t.GetProperty("error_code").GetString() == "stream_interrupted");
+    }
+
+    [Fact]
     public async Task An_answer_that_cannot_be_translated_is_a_502_in_the_callers_format()
     {
         await using var host = await GatewayHost.StartAsync(Fleet());

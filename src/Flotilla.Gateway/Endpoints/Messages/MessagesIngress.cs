@@ -1,6 +1,5 @@
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Guardrails;
 using Flotilla.Gateway.Pipeline;
 using Flotilla.Gateway.Providers;
 using Microsoft.AspNetCore.Http;
@@ -39,9 +38,9 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
         {
             answer = status == 200 ? MessagesAnswerTranslator.FromCompletion(body.Span, _messageId) : MessagesAnswerTranslator.ErrorFromChat(status, body.Span);
         }
-        catch (Exception e) when (UntranslatableAnswer.Is(e))
+        catch (Exception e) when (TranslatedStream.Untranslatable(e))
         {
-            throw UntranslatableAnswer.Error("Messages");
+            throw TranslatedStream.UntranslatableAnswer("Messages");
         }
 
         var response = context.Response;
@@ -77,80 +76,18 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
         await response.Body.WriteAsync(MessagesAnswerTranslator.Error(error.Status, error.Message), context.RequestAborted);
     }
 
-    public async ValueTask<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
-        ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken)
-    {
-        var output = HttpIngress.StartEventStream(context);
-        var events = new MessagesStreamWriter(output, _messageId, call.EstimatedInputTokens);
-        events.Add(stream.Current.Span);
-        assembler?.Add(stream.Current.Span);
-        await output.FlushAsync(cancellationToken);
-        var ttft = time.GetElapsedTime(call.Start).TotalMilliseconds;
-        GatewayException? error = null;
-        try
-        {
-            while (await stream.ReadAsync(cancellationToken))
-            {
-                events.Add(stream.Current.Span);
-                assembler?.Add(stream.Current.Span);
-                await output.FlushAsync(cancellationToken);
-            }
-
-            events.Finish(stream.Usage);
-            await output.FlushAsync(cancellationToken);
-            return (ttft, null);
-        }
-        catch (GuardrailBlockedException e)
-        {
-            error = GuardrailSteps.StreamBlocked(e);
-        }
-        catch (StreamBrokenException e)
-        {
-            error = new GatewayException(502, "api_error", ErrorCodes.StreamBroken, $"The answer stopped midway: {e.Message}.");
-        }
-        catch (Exception e) when (UntranslatableAnswer.Is(e))
-        {
-            error = UntranslatableAnswer.Error("Messages");
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
-        {
-            error = new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout, "The stream did not finish within the request timeout.");
-        }
-
-        events.Error(error.Status, error.Message);
-        await output.FlushAsync(CancellationToken.None);
-        return (ttft, error);
-    }
+    public ValueTask<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
+        ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken) =>
+        TranslatedStream.RelayAsync(context, call, stream, assembler, deadline, time, new MessagesStreamWriter(_messageId, call.EstimatedInputTokens), cancellationToken);
 
     public async ValueTask<double> WriteCachedAsync(ModelCall call, CachedAnswer hit)
     {
-        if (!call.Request!.Stream)
+        if (call.Request!.Stream)
         {
-            await WriteAnswerAsync(call, 200, hit.Completion);
-            return time.GetElapsedTime(call.Start).TotalMilliseconds;
+            return await TranslatedStream.ReplayAsync(context, call, hit, time, new MessagesStreamWriter(_messageId, call.EstimatedInputTokens));
         }
 
-        var output = HttpIngress.StartEventStream(context);
-        var events = new MessagesStreamWriter(output, _messageId, call.EstimatedInputTokens);
-        double? ttft = null;
-        foreach (var chunk in CachedReplay.ToChunks(hit.Completion, includeUsage: true))
-        {
-            events.Add(chunk);
-            await output.FlushAsync(context.RequestAborted);
-            ttft ??= time.GetElapsedTime(call.Start).TotalMilliseconds;
-        }
-
-        events.Finish(hit.Usage);
-        await output.FlushAsync(context.RequestAborted);
-        return ttft ?? 0;
+        await WriteAnswerAsync(call, 200, hit.Completion);
+        return time.GetElapsedTime(call.Start).TotalMilliseconds;
     }
-}
-
-/// <summary>An upstream's answer that passed as OpenAI JSON but lacks what a translation into another format needs.</summary>
-internal static class UntranslatableAnswer
-{
-    public static bool Is(Exception e) => e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException or FormatException or IndexOutOfRangeException;
-
-    public static GatewayException Error(string format) =>
-        new(502, "api_error", ErrorCodes.InvalidUpstreamAnswer, $"The upstream's answer is not a well-formed chat completion, so it cannot be given in the {format} format.");
 }

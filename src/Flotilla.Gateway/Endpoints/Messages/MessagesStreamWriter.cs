@@ -13,8 +13,9 @@ namespace Flotilla.Gateway.Endpoints.Messages;
 /// <c>message_delta</c> (stop reason, usage) and <c>message_stop</c>. The inverse of <see cref="AnthropicStreamTranslator"/>.
 /// Not thread-safe: one instance per stream.
 /// </summary>
-internal sealed class MessagesStreamWriter(PipeWriter output, string messageId, long estimatedInputTokens)
+internal sealed class MessagesStreamWriter(string messageId, long estimatedInputTokens) : IStreamTranslation
 {
+    private PipeWriter _output = null!;
     private readonly ArrayBufferWriter<byte> _buffer = new(512);
     private readonly Utf8JsonWriter _json = new(Stream.Null, AnthropicTranslator.WriterOptions);
     private string? _model;
@@ -26,6 +27,17 @@ internal sealed class MessagesStreamWriter(PipeWriter output, string messageId, 
     private MessagesUsage? _usage;
 
     private enum BlockKind { None, Text, ToolUse, Thinking }
+
+    /// <summary>Anthropic streams open with <c>message_start</c>, written with the first chunk (it names the model).</summary>
+    public void Start(PipeWriter output) => _output = output;
+
+    public ValueTask FinishAsync(TokenUsage usage)
+    {
+        Finish(usage);
+        return ValueTask.CompletedTask;
+    }
+
+    public void Fail(GatewayException error) => Error(error.Status, error.Message);
 
     /// <summary>Translates one chunk; writes nothing for chunks that carry nothing Anthropic shows (the role, an empty text).</summary>
     public void Add(ReadOnlySpan<byte> chunk)
@@ -291,7 +303,7 @@ internal sealed class MessagesStreamWriter(PipeWriter output, string messageId, 
     private void Write(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> data)
     {
         var length = 7 + eventName.Length + 7 + data.Length + 2;
-        var span = output.GetSpan(length);
+        var span = _output.GetSpan(length);
         "event: "u8.CopyTo(span);
         eventName.CopyTo(span[7..]);
         var at = 7 + eventName.Length;
@@ -301,6 +313,6 @@ internal sealed class MessagesStreamWriter(PipeWriter output, string messageId, 
         at += data.Length;
         span[at] = (byte)'\n';
         span[at + 1] = (byte)'\n';
-        output.Advance(length);
+        _output.Advance(length);
     }
 }

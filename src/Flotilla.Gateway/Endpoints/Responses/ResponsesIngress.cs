@@ -1,7 +1,5 @@
 using Flotilla.Gateway.Caching;
-using Flotilla.Gateway.Endpoints.Messages;
 using Flotilla.Gateway.Errors;
-using Flotilla.Gateway.Guardrails;
 using Flotilla.Gateway.Pipeline;
 using Flotilla.Gateway.Providers;
 using Microsoft.AspNetCore.Http;
@@ -57,9 +55,9 @@ internal sealed class ResponsesIngress(HttpContext context, AgentKeyRing keys, R
         {
             _writer!.ReadCompletion(body.Span);
         }
-        catch (Exception e) when (UntranslatableAnswer.Is(e))
+        catch (Exception e) when (TranslatedStream.Untranslatable(e))
         {
-            throw UntranslatableAnswer.Error("Responses");
+            throw TranslatedStream.UntranslatableAnswer("Responses");
         }
 
         await SaveAsync(call);
@@ -70,78 +68,37 @@ internal sealed class ResponsesIngress(HttpContext context, AgentKeyRing keys, R
 
     public async ValueTask WriteErrorAsync(ModelCall call, GatewayException error) => await ErrorWriter.WriteAsync(context, error);
 
-    public async ValueTask<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
-        ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken)
-    {
-        var writer = _writer!;
-        var output = HttpIngress.StartEventStream(context);
-        writer.Start(output);
-        writer.Add(stream.Current.Span);
-        assembler?.Add(stream.Current.Span);
-        await output.FlushAsync(cancellationToken);
-        var ttft = time.GetElapsedTime(call.Start).TotalMilliseconds;
-        GatewayException? error;
-        try
-        {
-            while (await stream.ReadAsync(cancellationToken))
-            {
-                writer.Add(stream.Current.Span);
-                assembler?.Add(stream.Current.Span);
-                await output.FlushAsync(cancellationToken);
-            }
-
-            await SaveAsync(call);
-            writer.Finish(stream.Usage);
-            await output.FlushAsync(cancellationToken);
-            return (ttft, null);
-        }
-        catch (GuardrailBlockedException e)
-        {
-            error = GuardrailSteps.StreamBlocked(e);
-        }
-        catch (StreamBrokenException e)
-        {
-            error = new GatewayException(502, "api_error", ErrorCodes.StreamBroken, $"The answer stopped midway: {e.Message}.");
-        }
-        catch (Exception e) when (UntranslatableAnswer.Is(e))
-        {
-            error = UntranslatableAnswer.Error("Responses");
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
-        {
-            error = new GatewayException(504, "api_error", ErrorCodes.UpstreamTimeout, "The stream did not finish within the request timeout.");
-        }
-
-        writer.Error(error.Code, error.Message);
-        await output.FlushAsync(CancellationToken.None);
-        return (ttft, error);
-    }
+    public ValueTask<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
+        ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken) =>
+        TranslatedStream.RelayAsync(context, call, stream, assembler, deadline, time, new Events(this, call), cancellationToken);
 
     public async ValueTask<double> WriteCachedAsync(ModelCall call, CachedAnswer hit)
     {
-        if (!call.Request!.Stream)
+        if (call.Request!.Stream)
         {
-            await WriteAnswerAsync(call, 200, hit.Completion);
-            return time.GetElapsedTime(call.Start).TotalMilliseconds;
+            return await TranslatedStream.ReplayAsync(context, call, hit, time, new Events(this, call));
         }
 
-        var writer = _writer!;
-        var output = HttpIngress.StartEventStream(context);
-        writer.Start(output);
-        double? ttft = null;
-        foreach (var chunk in CachedReplay.ToChunks(hit.Completion, includeUsage: true))
-        {
-            writer.Add(chunk);
-            await output.FlushAsync(context.RequestAborted);
-            ttft ??= time.GetElapsedTime(call.Start).TotalMilliseconds;
-        }
-
-        await SaveAsync(call);
-        writer.Finish(hit.Usage);
-        await output.FlushAsync(context.RequestAborted);
-        return ttft ?? 0;
+        await WriteAnswerAsync(call, 200, hit.Completion);
+        return time.GetElapsedTime(call.Start).TotalMilliseconds;
     }
 
     private async Task SaveAsync(ModelCall call) =>
         _writer!.Stored = _turn!.Store && await history.SaveAsync(call.Caller!.Agent.Name, _responseId, _turn, _writer, CancellationToken.None);
+
+    /// <summary>The response's events; a finished stream's turn is stored before <c>response.completed</c> says whether it was.</summary>
+    private sealed class Events(ResponsesIngress ingress, ModelCall call) : IStreamTranslation
+    {
+        public void Start(System.IO.Pipelines.PipeWriter output) => ingress._writer!.Start(output);
+
+        public void Add(ReadOnlySpan<byte> chunk) => ingress._writer!.Add(chunk);
+
+        public async ValueTask FinishAsync(Protocol.TokenUsage usage)
+        {
+            await ingress.SaveAsync(call);
+            ingress._writer!.Finish(usage);
+        }
+
+        public void Fail(GatewayException error) => ingress._writer!.Error(error.Code, error.Message);
+    }
 }
