@@ -108,7 +108,21 @@ public sealed record ModelConfig(
     ModelPrice Price,
     DateOnly? DeprecatedAfter,
     ModelKind Kind,
-    SourceLocation Location);
+    SourceLocation Location)
+{
+    /// <summary>
+    /// A simulated model's scripted behaviour (<c>script:</c>): the answer to a conversation is the step whose index is the
+    /// number of assistant turns it already holds, so a loop driven by it is deterministic and offline. Empty: the
+    /// simulated provider's default behaviour.
+    /// </summary>
+    public IReadOnlyList<ScriptStep> Script { get; init; } = [];
+}
+
+/// <summary>
+/// One scripted answer: call a tool (<see cref="Tool"/> with <see cref="ArgumentsJson"/>), answer with <see cref="Text"/>, or
+/// answer with whatever the last tool returned (<see cref="LastToolResult"/>).
+/// </summary>
+public sealed record ScriptStep(string? Tool, string? ArgumentsJson, string? Text, bool LastToolResult);
 
 public enum ModelKind { Chat, Embedding }
 

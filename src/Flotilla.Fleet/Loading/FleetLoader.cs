@@ -336,10 +336,48 @@ public static partial class FleetLoader
         }
 
         var kind = map.Enum("type", ModelKinds) ?? ModelKind.Chat;
+        var script = Items(map, "script").Select(ReadScriptStep).ToList();
         map.RejectUnknownKeys();
-        var model = new ModelConfig(name, provider, upstream, price, deprecated, kind, map.Location);
+        var model = new ModelConfig(name, provider, upstream, price, deprecated, kind, map.Location) { Script = script };
+        if (script.Count > 0)
+        {
+            map.Diagnostics.Remember(model, "script", map.KeyLocationOf("script"));
+        }
+
         map.Diagnostics.Remember(model, "provider", map.LocationOf("provider"));
         return model;
+    }
+
+    /// <summary><c>{ tool: NAME, args: { … } }</c>, <c>{ text: "…" }</c> or <c>{ last_tool_result: true }</c>.</summary>
+    private static ScriptStep ReadScriptStep(YamlMap map)
+    {
+        var tool = map.String("tool");
+        var text = map.String("text");
+        var last = map.Bool("last_tool_result") ?? false;
+        string? arguments = null;
+        if (map.Node("args") is { } args)
+        {
+            if (args is not YamlMappingNode)
+            {
+                map.Diagnostics.Error(map.LocationOf("args"), $"{map.Sub("args")}: expected a mapping of argument names to values");
+            }
+            else
+            {
+                arguments = YamlJson.ToJson(args);
+            }
+        }
+
+        if ((tool is null ? 0 : 1) + (text is null ? 0 : 1) + (last ? 1 : 0) != 1)
+        {
+            map.Diagnostics.Error(map.Location, $"{map.Path}: a script step is one of {{ tool: NAME, args: {{…}} }}, {{ text: \"…\" }} or {{ last_tool_result: true }}");
+        }
+        else if (arguments is not null && tool is null)
+        {
+            map.Diagnostics.Error(map.LocationOf("args"), $"{map.Sub("args")}: only a tool step takes args");
+        }
+
+        map.RejectUnknownKeys();
+        return new ScriptStep(tool, tool is null ? null : arguments ?? "{}", text, last);
     }
 
     private static RoutingConfig ReadRouting(YamlMap? map)

@@ -38,6 +38,11 @@ internal static partial class FleetValidator
                 diagnostics.Error(diagnostics.Where(model, "provider", model.Location),
                     $"model '{model.Name}': provider '{model.Provider}' is not declared under gateway.providers{Known(providers)}; declare it or fix the name");
             }
+            else if (model.Script.Count > 0 && gateway.Providers.FirstOrDefault(p => p.Name == model.Provider) is { Type: not ProviderType.Simulated } real)
+            {
+                diagnostics.Error(diagnostics.Where(model, "script", model.Location),
+                    $"model '{model.Name}': only a model of a simulated provider follows a script; '{real.Name}' is {real.Type.ToString().ToLowerInvariant()}");
+            }
         }
 
         foreach (var vm in gateway.Routing.VirtualModels)

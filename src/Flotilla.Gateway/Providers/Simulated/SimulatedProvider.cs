@@ -41,7 +41,7 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
             return Embed(request, call.Model.Name);
         }
 
-        var answer = Answer(request);
+        var answer = call.Model.Script.Count > 0 ? Scripted(request, call.Model.Script) : Answer(request);
         var id = "chatcmpl-sim" + Hash(call.Request.Body).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
         var created = time.GetUtcNow().ToUnixTimeSeconds();
         var usage = new TokenUsage(EstimateTokens(call.Request.Body.Length / 4), answer.OutputTokens);
@@ -59,6 +59,44 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
     private sealed record SimulatedAnswer(string? Text, string? ToolName, string? ToolArguments, string? ToolCallId)
     {
         public long OutputTokens => Math.Max(1, ((Text?.Length ?? 0) + (ToolArguments?.Length ?? 0) + (ToolName?.Length ?? 0)) / 4);
+    }
+
+    /// <summary>
+    /// The scripted step for this conversation: the one whose index is the number of assistant turns so far. Past the end of
+    /// the script the model says so (and the loop ends, as a model that stops calling tools ends it).
+    /// </summary>
+    private static SimulatedAnswer Scripted(JsonElement request, IReadOnlyList<ScriptStep> script)
+    {
+        var messages = request.GetProperty("messages");
+        var turns = 0;
+        var lastToolResult = "";
+        foreach (var message in messages.EnumerateArray())
+        {
+            var role = message.TryGetProperty("role", out var r) ? r.GetString() : null;
+            if (role == "assistant")
+            {
+                turns++;
+            }
+            else if (role == "tool")
+            {
+                lastToolResult = ContentText(message);
+            }
+        }
+
+        if (turns >= script.Count)
+        {
+            return new SimulatedAnswer($"The script has {script.Count} steps and all of them are done.", null, null, null);
+        }
+
+        var step = script[turns];
+        if (step.Tool is { } tool)
+        {
+            var arguments = step.ArgumentsJson ?? "{}";
+            var callId = $"call_{turns}_" + Hash(Encoding.UTF8.GetBytes(tool + arguments)).ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+            return new SimulatedAnswer(null, tool, arguments, callId);
+        }
+
+        return new SimulatedAnswer(step.LastToolResult ? lastToolResult : step.Text ?? "", null, null, null);
     }
 
     private static SimulatedAnswer Answer(JsonElement request)
