@@ -82,6 +82,12 @@ public sealed record McpArgRule(string Tool, IReadOnlyDictionary<string, string>
 public sealed record HarnessConfig(int MaxSteps, long MaxTokensPerRun, int TimeoutSeconds)
 {
     public static HarnessConfig Default { get; } = new(50, 1_000_000, 3600);
+
+    /// <summary>USD per run across all its model calls; none by default (the fleet's budgets still apply).</summary>
+    public decimal? MaxCostPerRun { get; init; }
+
+    /// <summary>The same tool call with the same arguments this many times in a row ends the run as stuck. Default 3.</summary>
+    public int StuckAfter { get; init; } = 3;
 }
 
 /// <summary>The heartbeat: a five-field cron expression, evaluated in UTC unless a time zone is given.</summary>

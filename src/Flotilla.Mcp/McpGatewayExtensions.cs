@@ -46,6 +46,7 @@ public static class McpGatewayExtensions
         services.AddSingleton<IdempotentCalls>();
         services.AddHostedService<McpHousekeeping>();
         services.AddSingleton<McpCatalogHandlers>();
+        services.AddSingleton(sp => new GovernedToolCalls(sp.GetRequiredService<McpCatalogHandlers>(), sp.GetRequiredService<ToolCallPipeline>()));
         services.AddSingleton<McpSessions>();
         services.AddMcpServer(options =>
             {

@@ -78,7 +78,7 @@ public static partial class FleetLoader
 
     private static readonly Dictionary<string, string> AgentMisplacedKeys = new()
     {
-        ["max_steps"] = "harness", ["max_tokens_per_run"] = "harness", ["timeout_seconds"] = "harness",
+        ["max_steps"] = "harness", ["max_tokens_per_run"] = "harness", ["timeout_seconds"] = "harness", ["max_cost_per_run"] = "harness", ["stuck_after"] = "harness",
         ["schedule"] = "trigger", ["timezone"] = "trigger",
     };
 
@@ -719,7 +719,11 @@ public static partial class FleetLoader
             harness = new HarnessConfig(
                 h.Int("max_steps", 1, 100_000) ?? harness.MaxSteps,
                 h.Long("max_tokens_per_run", 1) ?? harness.MaxTokensPerRun,
-                h.Int("timeout_seconds", 1, 7 * 86_400) ?? harness.TimeoutSeconds);
+                h.Int("timeout_seconds", 1, 7 * 86_400) ?? harness.TimeoutSeconds)
+            {
+                MaxCostPerRun = h.Decimal("max_cost_per_run", 0.000001m, 1_000_000m),
+                StuckAfter = h.Int("stuck_after", 2, 1_000) ?? harness.StuckAfter,
+            };
             h.RejectUnknownKeys();
         }
 

@@ -12,6 +12,14 @@ namespace Flotilla.Gateway.Pipeline;
 /// answered as one assembled completion.</param>
 public sealed record GovernedCallResult(int Status, byte[] Body, string TraceId, string? Target, int Attempts, string? Cache)
 {
+    /// <summary>Tokens the call used (none for a cache hit).</summary>
+    public long InputTokens { get; init; }
+
+    public long OutputTokens { get; init; }
+
+    /// <summary>What the call cost, as priced on its trace.</summary>
+    public decimal CostUsd { get; init; }
+
     public bool IsSuccess => Status is >= 200 and < 300;
 }
 
@@ -50,7 +58,13 @@ public sealed class GovernedModelCalls
         await _pipeline.RunAsync(call, ingress);
         // The caller gave up: say so, rather than hand back an empty "success" (the call is traced as 499).
         cancellationToken.ThrowIfCancellationRequested();
-        return new GovernedCallResult(ingress.Status, ingress.Body, call.TraceId, ingress.Target, ingress.Attempts, ingress.Cache);
+        var used = call.CacheState == "hit" ? default : call.Usage;
+        return new GovernedCallResult(ingress.Status, ingress.Body, call.TraceId, ingress.Target, ingress.Attempts, ingress.Cache)
+        {
+            InputTokens = used.InputTokens,
+            OutputTokens = used.OutputTokens,
+            CostUsd = call.CostUsd,
+        };
     }
 
     /// <summary>Admits the named agent's call and keeps what an HTTP caller would have been sent.</summary>

@@ -58,6 +58,7 @@ internal static class AdminEndpoints
         api.MapPost("/keys", IssueKeyAsync);
         api.MapFleetApi();
         api.MapMcpAdminApi();
+        api.MapRunAdminApi();
         api.MapGet("/keys", (AgentKeyRing keys) => Results.Json(
             new ListResponse<KeyInfo>(keys.List().Select(k => new KeyInfo(k.Id, k.Agent, k.Prefix, k.CreatedAt)).ToList()), AdminJson.Relaxed.ListResponseKeyInfo));
         api.MapDelete("/keys/{id}", async (string id, AgentKeyRing keys, CancellationToken cancellationToken) =>

@@ -52,6 +52,10 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(ListResponse<TokenInfo>))]
 [JsonSerializable(typeof(Flotilla.Mcp.Grants.ArtifactReport))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Mcp.Upstreams.McpServerStatus>))]
+[JsonSerializable(typeof(Flotilla.Storage.Runs.RunRecord))]
+[JsonSerializable(typeof(ListResponse<Flotilla.Storage.Runs.RunRecord>))]
+[JsonSerializable(typeof(RunDetail))]
+[JsonSerializable(typeof(StartRunRequest))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>Like <see cref="Default"/>, with readable text (no \u0027 for an apostrophe).</summary>

@@ -106,9 +106,13 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton<IIdempotencyStore, SqliteIdempotencyStore>();
         builder.Services.AddSingleton<IMcpTokenStore, SqliteMcpTokenStore>();
         builder.Services.AddSingleton<IResponseStore, SqliteResponseStore>();
+        builder.Services.AddSingleton<Flotilla.Storage.Runs.IRunStore, SqliteRunStore>();
         builder.Services.AddSingleton<FleetApplier>();
         builder.Services.AddAiGateway(options.Fleet);
         builder.Services.AddMcpGateway();
+        builder.Services.AddSingleton(new Flotilla.Harness.Runs.HarnessOptions(options.FleetPath is { } fleetPath ? Path.GetDirectoryName(Path.GetFullPath(fleetPath)) : null));
+        builder.Services.AddSingleton<Flotilla.Harness.Runs.RunEngine>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Flotilla.Harness.Runs.RunEngine>());
         var telemetry = AddTelemetry(builder.Services, options.Fleet.Gateway.Telemetry);
         options.ConfigureServices?.Invoke(builder.Services);
 

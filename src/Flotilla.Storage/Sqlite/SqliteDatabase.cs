@@ -102,6 +102,44 @@ public sealed class SqliteDatabase
             PRIMARY KEY (agent, key)
         );
         CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+        CREATE TABLE IF NOT EXISTS runs (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            parent_id TEXT,
+            status TEXT NOT NULL,
+            reason TEXT,
+            input TEXT NOT NULL,
+            output TEXT,
+            run_trigger TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            steps INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_usd TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS runs_agent ON runs (agent, created_at DESC);
+        CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at);
+        CREATE TABLE IF NOT EXISTS run_steps (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            name TEXT,
+            request TEXT,
+            result TEXT,
+            is_error INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_usd TEXT NOT NULL,
+            latency_ms REAL NOT NULL,
+            trace_id TEXT,
+            approval_id TEXT,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            PRIMARY KEY (run_id, seq)
+        );
         CREATE TABLE IF NOT EXISTS responses (
             id TEXT PRIMARY KEY,
             agent TEXT NOT NULL,

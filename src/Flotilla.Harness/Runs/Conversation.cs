@@ -1,0 +1,216 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Flotilla.Mcp;
+using Flotilla.Storage.Runs;
+
+namespace Flotilla.Harness.Runs;
+
+/// <summary>A tool call the model asked for.</summary>
+internal sealed record ToolCallRequest(string Id, string Name, string Arguments)
+{
+    public string ToJson() => new JsonObject { ["id"] = Id, ["name"] = Name, ["arguments"] = Arguments }.ToJsonString();
+}
+
+/// <summary>What a run does next, read from its persisted steps.</summary>
+internal abstract record NextStep(int Seq)
+{
+    public sealed record Model(int Seq) : NextStep(Seq);
+
+    /// <summary>A tool call of the last model answer, not yet done (or interrupted, or awaiting approval).</summary>
+    public sealed record Tool(int Seq, ToolCallRequest Call) : NextStep(Seq);
+
+    /// <summary>The last model answer called no tools: the run is done.</summary>
+    public sealed record Finished(int Seq, string Output) : NextStep(Seq);
+}
+
+/// <summary>
+/// A run's conversation, rebuilt from its steps: the agent's system prompt, the input as the user message, then each model
+/// answer (an assistant message) and each tool result (a tool message) in order. Pure functions over persisted steps.
+/// </summary>
+internal static class Conversation
+{
+    public static NextStep Next(IReadOnlyList<RunStepRecord> steps)
+    {
+        if (steps.Count == 0)
+        {
+            return new NextStep.Model(0);
+        }
+
+        // The last model step whose answer decides what follows.
+        var lastModel = -1;
+        for (var i = steps.Count - 1; i >= 0; i--)
+        {
+            if (steps[i].Kind == StepKinds.Model)
+            {
+                lastModel = i;
+                break;
+            }
+        }
+
+        if (lastModel < 0 || steps[lastModel].Status != StepKinds.Done)
+        {
+            // Interrupted before its answer was kept: ask again (a model call has no side effect).
+            return new NextStep.Model(lastModel < 0 ? steps.Count : lastModel);
+        }
+
+        var answer = JsonNode.Parse(steps[lastModel].Result ?? "{}")!;
+        var calls = ToolCalls(answer);
+        var toolSteps = steps.Count - lastModel - 1;
+        if (calls.Count == 0)
+        {
+            return new NextStep.Finished(lastModel + 1, answer["content"]?.GetValue<string>() ?? "");
+        }
+
+        // A tool step that is not done (interrupted, or awaiting approval) is taken again under its own number.
+        if (toolSteps > 0 && steps[^1].Status != StepKinds.Done)
+        {
+            return new NextStep.Tool(steps.Count - 1, calls[toolSteps - 1]);
+        }
+
+        return toolSteps < calls.Count ? new NextStep.Tool(steps.Count, calls[toolSteps]) : new NextStep.Model(steps.Count);
+    }
+
+    /// <summary>How many times in a row, counting this one, the run has made <paramref name="call"/> (same tool, same arguments).</summary>
+    public static int Repeats(IReadOnlyList<RunStepRecord> steps, ToolCallRequest call)
+    {
+        var count = 1;
+        for (var i = steps.Count - 1; i >= 0; i--)
+        {
+            var step = steps[i];
+            if (step.Kind != StepKinds.Tool || step.Status != StepKinds.Done)
+            {
+                continue;
+            }
+
+            var previous = JsonNode.Parse(step.Request ?? "{}")!;
+            if (previous["name"]?.GetValue<string>() != call.Name || !SameArguments(previous["arguments"]?.GetValue<string>(), call.Arguments))
+            {
+                break;
+            }
+
+            count++;
+        }
+
+        return count;
+    }
+
+    public static byte[] ChatRequest(string? model, string system, string input, IReadOnlyList<RunStepRecord> steps, IReadOnlyList<GovernedTool> tools)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            if (model is not null)
+            {
+                writer.WriteString("model", model);
+            }
+
+            writer.WriteStartArray("messages");
+            Message(writer, "system", system);
+            Message(writer, "user", input);
+            foreach (var step in steps)
+            {
+                if (step.Status != StepKinds.Done)
+                {
+                    continue;
+                }
+
+                if (step.Kind == StepKinds.Model)
+                {
+                    writer.WriteRawValue(step.Result ?? "{}");
+                }
+                else
+                {
+                    var request = JsonNode.Parse(step.Request ?? "{}")!;
+                    writer.WriteStartObject();
+                    writer.WriteString("role", "tool");
+                    writer.WriteString("tool_call_id", request["id"]?.GetValue<string>());
+                    writer.WriteString("content", step.Result ?? "");
+                    writer.WriteEndObject();
+                }
+            }
+
+            writer.WriteEndArray();
+            if (tools.Count > 0)
+            {
+                writer.WriteStartArray("tools");
+                foreach (var tool in tools)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("type", "function");
+                    writer.WriteStartObject("function");
+                    writer.WriteString("name", tool.Name);
+                    if (tool.Description is not null)
+                    {
+                        writer.WriteString("description", tool.Description);
+                    }
+
+                    writer.WritePropertyName("parameters");
+                    tool.InputSchema.WriteTo(writer);
+                    writer.WriteEndObject();
+                    writer.WriteEndObject();
+                }
+
+                writer.WriteEndArray();
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The assistant message of a completion, kept as the model step's result (only role, content and tool_calls).</summary>
+    public static string AssistantMessage(byte[] completion)
+    {
+        var message = JsonNode.Parse(completion)!["choices"]![0]!["message"]!;
+        var kept = new JsonObject { ["role"] = "assistant", ["content"] = message["content"]?.DeepClone() };
+        if (message["tool_calls"] is JsonArray { Count: > 0 } calls)
+        {
+            kept["tool_calls"] = calls.DeepClone();
+        }
+
+        return kept.ToJsonString();
+    }
+
+    public static string ErrorMessage(byte[] body)
+    {
+        try
+        {
+            return JsonNode.Parse(body)?["error"]?["message"]?.GetValue<string>() ?? "no message";
+        }
+        catch (JsonException)
+        {
+            return "no message";
+        }
+    }
+
+    private static List<ToolCallRequest> ToolCalls(JsonNode answer) =>
+        answer["tool_calls"] is JsonArray calls
+            ? [.. calls.Select(c => new ToolCallRequest(
+                c!["id"]?.GetValue<string>() ?? "",
+                c["function"]?["name"]?.GetValue<string>() ?? "",
+                c["function"]?["arguments"]?.GetValue<string>() ?? "{}"))]
+            : [];
+
+    private static bool SameArguments(string? a, string b)
+    {
+        try
+        {
+            return JsonNode.DeepEquals(JsonNode.Parse(string.IsNullOrWhiteSpace(a) ? "{}" : a), JsonNode.Parse(string.IsNullOrWhiteSpace(b) ? "{}" : b));
+        }
+        catch (JsonException)
+        {
+            return a == b;
+        }
+    }
+
+    private static void Message(Utf8JsonWriter writer, string role, string content)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("role", role);
+        writer.WriteString("content", content);
+        writer.WriteEndObject();
+    }
+}

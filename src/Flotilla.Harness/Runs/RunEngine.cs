@@ -1,0 +1,462 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Flotilla.Fleet;
+using Flotilla.Gateway.Pipeline;
+using Flotilla.Governance.Fleet;
+using Flotilla.Mcp;
+using Flotilla.Storage.Mcp;
+using Flotilla.Storage.Runs;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Flotilla.Harness.Runs;
+
+/// <summary>
+/// Runs loops as durable state machines. A run is its agent's instructions, its input, then steps: a model call through the
+/// governed path (as the agent: budgets, limits, guardrails, cache, traces) and, for each tool call the model asks for, a
+/// call through the MCP gateway (as the agent: grants, guardrails, approvals, idempotency). Every step is committed before
+/// the next begins, so after a crash or restart each unfinished run resumes from its last step; a tool call interrupted in
+/// flight is retried with the same idempotency key (<c>RUN:STEP</c>), so a side effect that happened is replayed, not
+/// repeated, and one whose outcome is unknown stops the run as <c>needs_intervention</c>. A run waiting for a human's
+/// approval holds no thread: it resumes when the approval is decided.
+/// </summary>
+public sealed partial class RunEngine(
+    IRunStore store,
+    IApprovalStore approvals,
+    LiveFleet fleet,
+    GovernedModelCalls models,
+    GovernedToolCalls tools,
+    HarnessOptions options,
+    TimeProvider time,
+    ILogger<RunEngine> logger) : BackgroundService
+{
+    /// <summary>How often runs awaiting approval are checked for a decision.</summary>
+    public static readonly TimeSpan ApprovalPoll = TimeSpan.FromSeconds(1);
+
+    private readonly ConcurrentDictionary<string, (CancellationTokenSource Stop, Task Drive)> _active = new(StringComparer.Ordinal);
+    private CancellationToken _stopping;
+
+    /// <summary>Starts a run of <paramref name="agent"/> on <paramref name="input"/>; throws <see cref="KeyNotFoundException"/> for an agent not in the fleet.</summary>
+    public async Task<RunRecord> StartAsync(string agent, string input, string trigger, CancellationToken cancellationToken)
+    {
+        if (!fleet.Current.Agents.ContainsKey(agent))
+        {
+            throw new KeyNotFoundException($"no agent '{agent}' in the fleet");
+        }
+
+        var now = time.GetUtcNow();
+        var run = new RunRecord
+        {
+            Id = "run_" + Guid.NewGuid().ToString("N")[..20],
+            Agent = agent,
+            Status = RunStatus.Running,
+            Input = input,
+            Trigger = trigger,
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        await store.CreateAsync(run, cancellationToken);
+        Launch(run.Id);
+        return run;
+    }
+
+    /// <summary>Cancels a run that is not over; false when it is over already or unknown.</summary>
+    public async Task<RunRecord?> CancelAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await store.GetAsync(id, cancellationToken) is not { } run || RunStatus.IsTerminal(run.Status))
+        {
+            return null;
+        }
+
+        var cancelled = run with { Status = RunStatus.Cancelled, Reason = "cancelled by an operator", UpdatedAt = time.GetUtcNow(), FinishedAt = time.GetUtcNow() };
+        await store.UpdateAsync(cancelled, cancellationToken);
+        if (_active.TryGetValue(id, out var active))
+        {
+            await active.Stop.CancelAsync();
+        }
+
+        return cancelled;
+    }
+
+    /// <summary>
+    /// Resumes a run that waits (<c>awaiting_approval</c>) or needs a human (<c>needs_intervention</c>: the human checked the
+    /// side effect whose outcome was unknown; the run continues as if it had not happened). Null when there is nothing to resume.
+    /// </summary>
+    public async Task<RunRecord?> ResumeAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await store.GetAsync(id, cancellationToken) is not { } run || run.Status is not (RunStatus.AwaitingApproval or RunStatus.NeedsIntervention))
+        {
+            return null;
+        }
+
+        if (run.Status == RunStatus.NeedsIntervention)
+        {
+            var steps = await store.StepsAsync(id, cancellationToken);
+            if (steps is [.., { Kind: StepKinds.Tool, Status: StepKinds.Started } interrupted])
+            {
+                await store.PutStepAsync(interrupted with
+                {
+                    Status = StepKinds.Done,
+                    IsError = true,
+                    Result = "The outcome of this call was unknown; a human checked it and resumed the run. Check the current state before repeating it.",
+                    FinishedAt = time.GetUtcNow(),
+                }, cancellationToken);
+            }
+        }
+
+        var resumed = run with { Status = RunStatus.Running, Reason = null, UpdatedAt = time.GetUtcNow() };
+        await store.UpdateAsync(resumed, cancellationToken);
+        Launch(id);
+        return resumed;
+    }
+
+    /// <summary>Waits until the run is no longer <c>running</c> (or <paramref name="cancellationToken"/> fires) and returns it.</summary>
+    public async Task<RunRecord?> WaitAsync(string id, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_active.TryGetValue(id, out var active))
+            {
+                await active.Drive.WaitAsync(cancellationToken);
+            }
+
+            var run = await store.GetAsync(id, cancellationToken);
+            if (run is null || run.Status != RunStatus.Running)
+            {
+                return run;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _stopping = stoppingToken;
+        try
+        {
+            foreach (var run in await store.RunningAsync(stoppingToken))
+            {
+                LogResuming(logger, run.Id, run.Agent);
+                Launch(run.Id);
+            }
+
+            using var timer = new PeriodicTimer(ApprovalPoll, time);
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                await ResumeDecidedAsync(stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Runs in flight stop where they are and stay "running": the next start resumes them from their last step.
+        foreach (var (_, active) in _active)
+        {
+            await active.Stop.CancelAsync();
+        }
+
+        await Task.WhenAll(_active.Values.Select(a => a.Drive)).WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        await base.StopAsync(cancellationToken);
+    }
+
+    private async Task ResumeDecidedAsync(CancellationToken cancellationToken)
+    {
+        foreach (var run in await store.ListAsync(null, RunStatus.AwaitingApproval, 1_000, cancellationToken))
+        {
+            var steps = await store.StepsAsync(run.Id, cancellationToken);
+            if (steps is [.., { ApprovalId: { } approvalId }] && await approvals.GetAsync(approvalId, cancellationToken) is { } approval
+                && approval.Status != ApprovalStatus.Pending)
+            {
+                await ResumeAsync(run.Id, cancellationToken);
+            }
+        }
+    }
+
+    private void Launch(string id)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        var drive = Task.Run(async () =>
+        {
+            try
+            {
+                await DriveAsync(id, stop.Token);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // Cancelled by an operator (already recorded) or stopped by shutdown (resumed at the next start).
+            }
+            catch (Exception e)
+            {
+                LogDriveFailed(logger, id, e);
+                if (await store.GetAsync(id, CancellationToken.None) is { Status: RunStatus.Running } run)
+                {
+                    await EndAsync(run, RunStatus.Failed, $"the harness failed: {e.Message}", null, CancellationToken.None);
+                }
+            }
+            finally
+            {
+                _active.TryRemove(id, out _);
+                stop.Dispose();
+            }
+        }, CancellationToken.None);
+        _active[id] = (stop, drive);
+    }
+
+    /// <summary>Takes the run from its last persisted step to its end, or to a wait.</summary>
+    private async Task DriveAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await store.GetAsync(id, cancellationToken) is not { Status: RunStatus.Running } run)
+        {
+            return;
+        }
+
+        if (!fleet.Current.Agents.TryGetValue(run.Agent, out var agent))
+        {
+            await EndAsync(run, RunStatus.Failed, $"agent '{run.Agent}' is no longer in the fleet", null, cancellationToken);
+            return;
+        }
+
+        string system;
+        try
+        {
+            system = Instructions.SystemPrompt(agent, options.FleetDirectory);
+        }
+        catch (InstructionsException e)
+        {
+            await EndAsync(run, RunStatus.Failed, e.Message, null, cancellationToken);
+            return;
+        }
+
+        var steps = (await store.StepsAsync(id, cancellationToken)).ToList();
+        var unavailable = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (LimitReached(run, agent.Harness) is { } limit)
+            {
+                await EndAsync(run, RunStatus.LimitReached, limit, null, cancellationToken);
+                return;
+            }
+
+            var next = Conversation.Next(steps);
+            switch (next)
+            {
+                case NextStep.Finished finished:
+                    await EndAsync(run, RunStatus.Completed, null, finished.Output, cancellationToken);
+                    return;
+                case NextStep.Tool tool:
+                    if (Conversation.Repeats(steps, tool.Call) >= agent.Harness.StuckAfter)
+                    {
+                        await EndAsync(run, RunStatus.Stuck,
+                            $"'{tool.Call.Name}' was called with the same arguments {agent.Harness.StuckAfter} times in a row (harness.stuck_after)", null, cancellationToken);
+                        return;
+                    }
+
+                    var (toolStep, waitOrEnd) = await ToolStepAsync(run, agent, steps, tool, cancellationToken);
+                    Replace(steps, toolStep);
+                    run = await RecordAsync(run, toolStep, cancellationToken);
+                    if (waitOrEnd is { Status: RunStatus.Running })
+                    {
+                        unavailable++;
+                        var pause = TimeSpan.FromSeconds(Math.Min(MaxUnavailablePause.TotalSeconds, Math.Pow(2, unavailable - 1)));
+                        LogToolUnavailable(logger, run.Id, tool.Call.Name, pause.TotalSeconds);
+                        await Task.Delay(pause, time, cancellationToken);
+                        break;
+                    }
+
+                    unavailable = 0;
+                    if (waitOrEnd is { } stop)
+                    {
+                        run = run with { Status = stop.Status, Reason = stop.Reason, UpdatedAt = time.GetUtcNow() };
+                        await store.UpdateAsync(run, cancellationToken);
+                        return;
+                    }
+
+                    break;
+                case NextStep.Model model:
+                    var modelStep = await ModelStepAsync(run, agent, system, steps, model.Seq, cancellationToken);
+                    Replace(steps, modelStep);
+                    run = await RecordAsync(run, modelStep, cancellationToken);
+                    if (modelStep.IsError)
+                    {
+                        await EndAsync(run, RunStatus.Failed, modelStep.Result, null, cancellationToken);
+                        return;
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    private string? LimitReached(RunRecord run, HarnessConfig limits)
+    {
+        if (run.Steps >= limits.MaxSteps)
+        {
+            return $"max_steps: {run.Steps} steps taken, the limit is {limits.MaxSteps} (harness.max_steps)";
+        }
+
+        if (run.InputTokens + run.OutputTokens >= limits.MaxTokensPerRun)
+        {
+            return $"max_tokens_per_run: {run.InputTokens + run.OutputTokens} tokens used, the limit is {limits.MaxTokensPerRun}";
+        }
+
+        if (limits.MaxCostPerRun is { } maxCost && run.CostUsd >= maxCost)
+        {
+            return $"max_cost_per_run: ${run.CostUsd:0.######} spent, the limit is ${maxCost:0.######}";
+        }
+
+        var elapsed = time.GetUtcNow() - run.CreatedAt;
+        return elapsed.TotalSeconds >= limits.TimeoutSeconds
+            ? $"timeout_seconds: the run has taken {elapsed.TotalSeconds:0} s, the limit is {limits.TimeoutSeconds} s"
+            : null;
+    }
+
+    private async Task<RunStepRecord> ModelStepAsync(RunRecord run, AgentConfig agent, string system, List<RunStepRecord> steps, int seq, CancellationToken cancellationToken)
+    {
+        var started = new RunStepRecord { RunId = run.Id, Seq = seq, Kind = StepKinds.Model, Status = StepKinds.Started, Name = agent.Model, StartedAt = time.GetUtcNow() };
+        await store.PutStepAsync(started, cancellationToken);
+        var body = Conversation.ChatRequest(agent.Model, system, run.Input, steps, tools.ToolsFor(agent.Name));
+        var begun = time.GetTimestamp();
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal) { ["loop"] = agent.Name, ["run"] = run.Id };
+        var result = await models.CompleteChatAsync(agent.Name, body, metadata, cancellationToken: cancellationToken);
+        var done = started with
+        {
+            Status = StepKinds.Done,
+            Name = result.Target ?? agent.Model,
+            InputTokens = result.InputTokens,
+            OutputTokens = result.OutputTokens,
+            CostUsd = result.CostUsd,
+            LatencyMs = Math.Round(time.GetElapsedTime(begun).TotalMilliseconds, 3),
+            TraceId = result.TraceId,
+            FinishedAt = time.GetUtcNow(),
+        };
+        done = result.IsSuccess
+            ? done with { Result = Conversation.AssistantMessage(result.Body) }
+            : done with { IsError = true, Result = $"the model call failed ({result.Status}): {Conversation.ErrorMessage(result.Body)}" };
+        await store.PutStepAsync(done, cancellationToken);
+        return done;
+    }
+
+    private async Task<(RunStepRecord Step, (string Status, string Reason)? Stop)> ToolStepAsync(
+        RunRecord run, AgentConfig agent, List<RunStepRecord> steps, NextStep.Tool next, CancellationToken cancellationToken)
+    {
+        var call = next.Call;
+        var previous = next.Seq < steps.Count ? steps[next.Seq] : null;
+        var started = new RunStepRecord
+        {
+            RunId = run.Id,
+            Seq = next.Seq,
+            Kind = StepKinds.Tool,
+            Status = StepKinds.Started,
+            Name = call.Name,
+            Request = call.ToJson(),
+            ApprovalId = previous?.ApprovalId,
+            StartedAt = previous?.StartedAt ?? time.GetUtcNow(),
+        };
+
+        // Committed before the call goes out: after a crash the step is retried under the same idempotency key.
+        await store.PutStepAsync(started, cancellationToken);
+        var begun = time.GetTimestamp();
+        var result = await tools.CallAsync(agent.Name, call.Name, call.Arguments, run.Id, call.Id, $"{run.Id}:{next.Seq}", started.ApprovalId, cancellationToken);
+        var latency = Math.Round(time.GetElapsedTime(begun).TotalMilliseconds, 3);
+        if (result.AwaitsApproval)
+        {
+            var waiting = started with { ApprovalId = result.ApprovalId, Result = result.Text, LatencyMs = latency };
+            await store.PutStepAsync(waiting, cancellationToken);
+            return (waiting, (RunStatus.AwaitingApproval, $"'{call.Name}' awaits approval {result.ApprovalId} (./flotilla approve {result.ApprovalId})"));
+        }
+
+        if (result.ErrorCode == Unavailable)
+        {
+            // Not sent: the server is down or still connecting. The step stays open and is tried again after a pause.
+            var pending = started with { Result = result.Text, LatencyMs = latency };
+            await store.PutStepAsync(pending, cancellationToken);
+            return (pending, (RunStatus.Running, result.Text));
+        }
+
+        if (result.ErrorCode == OutcomeUnknown)
+        {
+            var unknown = started with { Result = result.Text, IsError = true, LatencyMs = latency };
+            await store.PutStepAsync(unknown, cancellationToken);
+            return (unknown, (RunStatus.NeedsIntervention, $"the outcome of '{call.Name}' is unknown: {result.Text}; check it, then ./flotilla runs resume {run.Id}"));
+        }
+
+        var done = started with { Status = StepKinds.Done, Result = result.Text, IsError = result.IsError, LatencyMs = latency, FinishedAt = time.GetUtcNow() };
+        await store.PutStepAsync(done, cancellationToken);
+        return (done, null);
+    }
+
+    /// <summary>-32010: the call was sent and no answer came; it may have happened.</summary>
+    private const int OutcomeUnknown = -32010;
+
+    /// <summary>-32004: the tool's server is unavailable; the call was not sent.</summary>
+    private const int Unavailable = -32004;
+
+    /// <summary>Longest pause before a tool call whose server was unavailable is tried again.</summary>
+    private static readonly TimeSpan MaxUnavailablePause = TimeSpan.FromSeconds(30);
+
+    /// <summary>Adds a finished (or waiting) step to the run's counters; a step retried under the same number counts once.</summary>
+    private async Task<RunRecord> RecordAsync(RunRecord run, RunStepRecord step, CancellationToken cancellationToken)
+    {
+        var updated = run with
+        {
+            Steps = Math.Max(run.Steps, step.Seq + 1),
+            InputTokens = run.InputTokens + step.InputTokens,
+            OutputTokens = run.OutputTokens + step.OutputTokens,
+            CostUsd = run.CostUsd + step.CostUsd,
+            UpdatedAt = time.GetUtcNow(),
+        };
+        await store.UpdateAsync(updated, cancellationToken);
+        return updated;
+    }
+
+    private async Task EndAsync(RunRecord run, string status, string? reason, string? output, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        await store.UpdateAsync(run with { Status = status, Reason = reason, Output = output, UpdatedAt = now, FinishedAt = now }, cancellationToken);
+        LogEnded(logger, run.Id, run.Agent, status, reason ?? "");
+    }
+
+    private static void Replace(List<RunStepRecord> steps, RunStepRecord step)
+    {
+        if (step.Seq < steps.Count)
+        {
+            steps[step.Seq] = step;
+        }
+        else
+        {
+            steps.Add(step);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Resuming run {RunId} of {Agent} from its last step")]
+    private static partial void LogResuming(ILogger logger, string runId, string agent);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} of {Agent} ended {Status} {Reason}")]
+    private static partial void LogEnded(ILogger logger, string runId, string agent, string status, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: the server of {Tool} is unavailable; trying again in {Seconds} s")]
+    private static partial void LogToolUnavailable(ILogger logger, string runId, string tool, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Run {RunId} failed unexpectedly")]
+    private static partial void LogDriveFailed(ILogger logger, string runId, Exception exception);
+}
+
+/// <summary>Where the harness finds what the fleet file points at (instructions beside it).</summary>
+public sealed record HarnessOptions(string? FleetDirectory);
+
+/// <summary>The kinds and states of run steps.</summary>
+public static class StepKinds
+{
+    public const string Model = "model";
+    public const string Tool = "tool";
+    public const string Started = "started";
+    public const string Done = "done";
+}

@@ -1,0 +1,94 @@
+using System.Text.Json;
+using Flotilla.Fleet;
+using Flotilla.Harness.Runs;
+using Flotilla.Storage.Runs;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Flotilla.Server.Admin;
+
+internal sealed record StartRunRequest(string? Input, bool? Wait);
+
+internal sealed record RunDetail(RunRecord Run, IReadOnlyList<RunStepRecord> Steps);
+
+/// <summary>The harness's admin endpoints: start a run of an agent, list and show runs, cancel and resume them.</summary>
+internal static class RunEndpoints
+{
+    private static readonly string[] Statuses =
+    [
+        RunStatus.Running, RunStatus.AwaitingApproval, RunStatus.Completed, RunStatus.Failed, RunStatus.LimitReached,
+        RunStatus.Stuck, RunStatus.Denied, RunStatus.Cancelled, RunStatus.NeedsIntervention,
+    ];
+
+    public static void MapRunAdminApi(this RouteGroupBuilder api)
+    {
+        api.MapPost("/agents/{name}/runs", StartAsync);
+        api.MapGet("/runs", async (HttpContext context, IRunStore runs) =>
+        {
+            var agent = context.Request.Query["agent"].ToString() is { Length: > 0 } a ? a : null;
+            var status = context.Request.Query["status"].ToString() is { Length: > 0 } s ? s : null;
+            if (status is not null && !Statuses.Contains(status))
+            {
+                return AdminEndpoints.Error(400, "invalid_request_error", "invalid_status", $"status is one of {string.Join(", ", Statuses)}.");
+            }
+
+            var limit = int.TryParse(context.Request.Query["limit"], out var l) && l is > 0 and <= 10_000 ? l : 100;
+            return Results.Json(new ListResponse<RunRecord>(await runs.ListAsync(agent, status, limit, context.RequestAborted)), AdminJson.Relaxed.ListResponseRunRecord);
+        });
+        api.MapGet("/runs/{id}", async (string id, IRunStore runs, CancellationToken cancellationToken) =>
+            await runs.GetAsync(id, cancellationToken) is { } run
+                ? Results.Json(new RunDetail(run, await runs.StepsAsync(id, cancellationToken)), AdminJson.Relaxed.RunDetail)
+                : NotFound(id));
+        api.MapPost("/runs/{id}/cancel", async (string id, RunEngine engine, IRunStore runs, CancellationToken cancellationToken) =>
+            await engine.CancelAsync(id, cancellationToken) is { } run
+                ? Results.Json(run, AdminJson.Relaxed.RunRecord)
+                : await runs.GetAsync(id, cancellationToken) is { } over
+                    ? AdminEndpoints.Error(409, "invalid_request_error", "run_over", $"Run {id} is {over.Status}; only a run that is not over can be cancelled.")
+                    : NotFound(id));
+        api.MapPost("/runs/{id}/resume", async (string id, RunEngine engine, IRunStore runs, CancellationToken cancellationToken) =>
+            await engine.ResumeAsync(id, cancellationToken) is { } run
+                ? Results.Json(run, AdminJson.Relaxed.RunRecord)
+                : await runs.GetAsync(id, cancellationToken) is { } other
+                    ? AdminEndpoints.Error(409, "invalid_request_error", "run_not_waiting", $"Run {id} is {other.Status}; only a run awaiting approval or needing intervention can be resumed.")
+                    : NotFound(id));
+    }
+
+    private static async Task<IResult> StartAsync(string name, HttpContext context, RunEngine engine, LiveFleet fleet)
+    {
+        if (!fleet.Current.Agents.ContainsKey(name))
+        {
+            return AdminEndpoints.Error(404, "invalid_request_error", "agent_not_found", $"No agent '{DisplayText.Safe(name, 128)}' in the fleet.");
+        }
+
+        StartRunRequest? body = null;
+        try
+        {
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+            body = buffer.Length == 0 ? null : JsonSerializer.Deserialize(buffer.ToArray(), AdminJson.Relaxed.StartRunRequest);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
+        {
+            return AdminEndpoints.Error(400, "invalid_request_error", "invalid_json", "Send a JSON object: {\"input\":\"TEXT\",\"wait\":false}.");
+        }
+
+        var input = body?.Input ?? "";
+        if (input.Length > 1_000_000)
+        {
+            return AdminEndpoints.Error(413, "invalid_request_error", "input_too_large", "The input is over 1,000,000 characters.");
+        }
+
+        var run = await engine.StartAsync(name, input, "api", context.RequestAborted);
+        if (body?.Wait == true)
+        {
+            run = await engine.WaitAsync(run.Id, context.RequestAborted) ?? run;
+            return Results.Json(run, AdminJson.Relaxed.RunRecord);
+        }
+
+        return Results.Json(run, AdminJson.Relaxed.RunRecord, statusCode: 202);
+    }
+
+    private static IResult NotFound(string id) =>
+        AdminEndpoints.Error(404, "invalid_request_error", "not_found", $"No run '{DisplayText.Safe(id, 64)}'.");
+}

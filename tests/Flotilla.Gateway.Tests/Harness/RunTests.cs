@@ -1,0 +1,217 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Flotilla.Gateway.Tests.EndToEnd;
+using Flotilla.Gateway.Tests.Mcp;
+using Flotilla.Testing;
+
+namespace Flotilla.Gateway.Tests.Harness;
+
+/// <summary>
+/// Runs of a loop driven by a scripted model, through the admin API: model steps through the governed path and tool steps
+/// through the MCP gateway as the agent, each step persisted; limits, stuck loops, approvals that pause and resume a run,
+/// and a restart in the middle of a side effect.
+/// </summary>
+public sealed class RunTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string Fleet(FakeMcpServer github, string script, string harness = "") => $$"""
+        gateway:
+          providers:
+            - { name: sim, type: simulated }
+          models:
+            - name: scripted
+              provider: sim
+              price: { input_per_million: 1000, output_per_million: 1000 }
+              script:
+        {{string.Join("\n", script.Split('\n').Select(l => "        " + l))}}
+          mcp: { approval_ttl: 1h, idempotency_ttl: 1h }
+        ---
+        agent:
+          name: writer
+          owner: docs
+          description: keeps the release notes
+          model: scripted
+          mcp_servers: [github]
+        {{harness}}
+        """ + "\n" + McpHost.Server("github", github);
+
+    private static async Task<JsonElement> StartAsync(GatewayHost host, bool wait, string input = "Update the notes.")
+    {
+        using var response = await host.Admin.PostAsJsonAsync("/api/agents/writer/runs", new { input, wait }, Ct);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        response.StatusCode.ShouldBe(wait ? HttpStatusCode.OK : HttpStatusCode.Accepted, body.ToString());
+        return body;
+    }
+
+    private static async Task<JsonElement> RunAsync(GatewayHost host, string id) =>
+        await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{id}", Ct);
+
+    private static async Task<JsonElement> UntilAsync(GatewayHost host, string id, string status)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var run = await RunAsync(host, id);
+            if (run.GetProperty("run").GetProperty("status").GetString() == status)
+            {
+                return run;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"run {id} never became {status}: {run}");
+            }
+
+            await Task.Delay(50, Ct);
+        }
+    }
+
+    [Fact]
+    public async Task A_scripted_loop_reads_writes_and_answers_with_every_step_persisted_and_traced_as_the_agent()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var mcp = await McpHost.StartAsync(Fleet(github, """
+            - { tool: github__read_file, args: { path: NOTES.md } }
+            - { tool: github__write_file, args: { path: NOTES.md, content: "v2 ships Friday" } }
+            - { last_tool_result: true }
+            """), ready: 1);
+        var host = mcp.Host;
+
+        var run = await StartAsync(host, wait: true);
+
+        run.GetProperty("status").GetString().ShouldBe("completed", run.ToString());
+        run.GetProperty("output").GetString().ShouldBe("wrote 15 characters to NOTES.md");
+        run.GetProperty("steps").GetInt32().ShouldBe(5);
+        run.GetProperty("cost_usd").GetDecimal().ShouldBeGreaterThan(0);
+        var id = run.GetProperty("id").GetString()!;
+        var detail = await RunAsync(host, id);
+        detail.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("kind").GetString()).ShouldBe(["model", "tool", "model", "tool", "model"]);
+        detail.GetProperty("steps")[1].GetProperty("result").GetString().ShouldBe("contents of NOTES.md");
+        github.CallsTo("write_file").ShouldBe(1);
+
+        // Every call of the run is on a trace as the agent, tagged with the run.
+        var traces = await host.TracesAsync(5);
+        traces.Count(t => t.GetProperty("kind").GetString() == "model_call" && t.GetProperty("metadata").GetProperty("run").GetString() == id).ShouldBe(3);
+        traces.Where(t => t.GetProperty("kind").GetString() == "tool_call").ShouldAllBe(t => t.GetProperty("agent").GetString() == "writer");
+    }
+
+    [Fact]
+    public async Task A_loop_repeating_one_call_is_stuck_and_one_over_its_step_limit_is_stopped()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        const string Repeating = """
+            - { tool: github__read_file, args: { path: a.md } }
+            - { tool: github__read_file, args: { path: a.md } }
+            - { tool: github__read_file, args: { path: a.md } }
+            - { tool: github__read_file, args: { path: a.md } }
+            """;
+        await using (var mcp = await McpHost.StartAsync(Fleet(github, Repeating), ready: 1))
+        {
+            var stuck = await StartAsync(mcp.Host, wait: true);
+            stuck.GetProperty("status").GetString().ShouldBe("stuck");
+            stuck.GetProperty("reason").GetString()!.ShouldContain("3 times in a row");
+            github.CallsTo("read_file").ShouldBe(2);
+        }
+
+        await using (var mcp = await McpHost.StartAsync(Fleet(github, Repeating, "  harness: { max_steps: 3 }"), ready: 1))
+        {
+            var limited = await StartAsync(mcp.Host, wait: true);
+            limited.GetProperty("status").GetString().ShouldBe("limit_reached");
+            limited.GetProperty("reason").GetString()!.ShouldStartWith("max_steps");
+            limited.GetProperty("steps").GetInt32().ShouldBe(3);
+        }
+    }
+
+    [Fact]
+    public async Task A_destructive_call_pauses_the_run_across_a_restart_and_the_approval_resumes_it_to_run_once()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var mcp = await McpHost.StartAsync(Fleet(github, """
+            - { tool: github__merge_pr, args: { number: 42 } }
+            - { last_tool_result: true }
+            """), ready: 1);
+        var host = mcp.Host;
+        var id = (await StartAsync(host, wait: false)).GetProperty("id").GetString()!;
+
+        var waiting = await UntilAsync(host, id, "awaiting_approval");
+        var approval = waiting.GetProperty("steps")[1].GetProperty("approval_id").GetString()!;
+        waiting.GetProperty("run").GetProperty("reason").GetString()!.ShouldContain(approval);
+        github.CallsTo("merge_pr").ShouldBe(0);
+
+        await host.RestartAsync();
+        await mcp.WaitForToolsAsync(1);
+        (await RunAsync(host, id)).GetProperty("run").GetProperty("status").GetString().ShouldBe("awaiting_approval");
+        using (var approved = await host.Admin.PostAsync($"/api/approvals/{approval}/approve", null, Ct))
+        {
+            approved.StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+
+        var done = await UntilAsync(host, id, "completed");
+        done.GetProperty("run").GetProperty("output").GetString().ShouldStartWith("merged");
+        github.CallsTo("merge_pr").ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task A_side_effect_cut_off_by_a_stop_needs_a_human_then_the_run_resumes_without_repeating_it()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var mcp = await McpHost.StartAsync(Fleet(github, """
+            - { tool: github__write_file, args: { path: NOTES.md, content: "v2" } }
+            - { text: "Notes updated." }
+            """), ready: 1);
+        var host = mcp.Host;
+        github.Hang = true;
+        var id = (await StartAsync(host, wait: false)).GetProperty("id").GetString()!;
+        while (github.CallsTo("write_file") == 0)
+        {
+            await Task.Delay(20, Ct);
+        }
+
+        // The process stops while the write is in flight; at the next start the run resumes from that step.
+        await host.StopAsync();
+        github.Hang = false;
+        await host.StartAgainAsync();
+        await mcp.WaitForToolsAsync(1);
+
+        var intervention = await UntilAsync(host, id, "needs_intervention");
+        intervention.GetProperty("run").GetProperty("reason").GetString()!.ShouldContain("unknown");
+        github.CallsTo("write_file").ShouldBe(1, "the write whose outcome is unknown is not sent again");
+
+        using (var resumed = await host.Admin.PostAsync($"/api/runs/{id}/resume", null, Ct))
+        {
+            resumed.StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+
+        var done = await UntilAsync(host, id, "completed");
+        done.GetProperty("run").GetProperty("output").GetString().ShouldBe("Notes updated.");
+        github.CallsTo("write_file").ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task Runs_are_listed_cancelled_and_refused_for_unknown_agents()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var mcp = await McpHost.StartAsync(Fleet(github, """
+            - { tool: github__merge_pr, args: { number: 7 } }
+            """), ready: 1);
+        var host = mcp.Host;
+        var id = (await StartAsync(host, wait: false)).GetProperty("id").GetString()!;
+        await UntilAsync(host, id, "awaiting_approval");
+
+        using (var cancelled = await host.Admin.PostAsync($"/api/runs/{id}/cancel", null, Ct))
+        {
+            cancelled.StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+
+        var listed = await host.Admin.GetFromJsonAsync<JsonElement>("/api/runs?agent=writer&status=cancelled", Ct);
+        listed.GetProperty("data").EnumerateArray().Single().GetProperty("id").GetString().ShouldBe(id);
+        using var again = await host.Admin.PostAsync($"/api/runs/{id}/cancel", null, Ct);
+        again.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        using var unknown = await host.Admin.PostAsJsonAsync("/api/agents/nobody/runs", new { input = "x" }, Ct);
+        unknown.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        using var agentKey = await host.Http.GetAsync("/api/runs", Ct);
+        agentKey.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+    }
+}
