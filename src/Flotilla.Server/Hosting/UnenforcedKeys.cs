@@ -9,7 +9,7 @@ namespace Flotilla.Server.Hosting;
 /// </summary>
 internal static class UnenforcedKeys
 {
-    private const string Harness = "the harness that acts on it is not built yet";
+    private const string Harness = "this part of the harness is not built yet (runs start on demand: ./flotilla run NAME)";
 
     public static IEnumerable<string> In(FleetConfig fleet)
     {
@@ -33,19 +33,19 @@ internal static class UnenforcedKeys
             yield return $"agent.trigger.schedule is parsed but no loop runs on it: {Harness}";
         }
 
-        if (agents.Any(a => a.Harness != HarnessConfig.Default))
-        {
-            yield return $"agent.harness (max_steps, max_tokens_per_run, timeout_seconds) is parsed but not enforced: {Harness}";
-        }
-
         if (agents.Any(a => a.Subagents.Count > 0))
         {
             yield return $"agent.subagents is parsed but not run: {Harness}";
         }
 
-        if (agents.Any(a => a.Instructions is not null || a.Skills.Count > 0))
+        if (agents.Any(a => a.Skills.Count > 0))
         {
-            yield return $"agent.instructions and agent.skills are parsed but not loaded: {Harness}";
+            yield return $"agent.skills is parsed but not loaded into runs: {Harness}";
+        }
+
+        if (agents.Any(a => a.Checker is not null))
+        {
+            yield return $"agent.checker is validated (read-only grants) but does not grade runs yet: {Harness}";
         }
     }
 }

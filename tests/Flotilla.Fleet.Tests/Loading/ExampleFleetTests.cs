@@ -105,6 +105,15 @@ public sealed class ExampleFleetTests
     }
 
     [Fact]
+    public void The_harness_example_loads_with_a_scripted_model()
+    {
+        var fleet = LoadExample("examples/harness/fleet.yaml");
+
+        fleet.Gateway.Models.Single().Script.Count.ShouldBe(3);
+        fleet.FindAgent("release-notes")!.Harness.MaxCostPerRun.ShouldBe(0.50m);
+    }
+
+    [Fact]
     public void The_quickstart_fleet_loads()
     {
         var fleet = LoadExample("examples/quickstart/fleet.yaml");

@@ -145,7 +145,7 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
-    public async Task Each_fleet_key_that_is_read_but_not_yet_enforced_gets_one_warning()
+    public async Task Each_fleet_key_that_is_read_but_not_yet_enforced_gets_one_warning_and_enforced_ones_none()
     {
         var northwind = FleetLoader.LoadFile(Path.Combine(RepositoryRoot(), "examples", "northwind", "fleet.yaml"));
         northwind.IsValid.ShouldBeTrue(string.Join("\n", northwind.Errors));
@@ -154,14 +154,15 @@ public sealed class StartupTests : IDisposable
         var warnings = console.ToString().Split('\n').Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToList();
         foreach (var key in new[]
         {
-            "agent.owns names 'release-notes-draft' with no gateway.artifacts entry", "agent.trigger.schedule", "agent.harness", "agent.subagents", "agent.instructions",
+            "agent.owns names 'release-notes-draft' with no gateway.artifacts entry", "agent.trigger.schedule", "agent.subagents", "agent.skills",
         })
         {
             warnings.Count(w => w.StartsWith("warning: " + key, StringComparison.Ordinal)).ShouldBe(1, key);
         }
 
         // The MCP gateway enforces guardrails on tools, the destructive list, servers and grants: no warning for them.
-        foreach (var enforced in new[] { "gateway.guardrails.mcp_", "gateway.destructive_tools", "mcp_server", "agent.mcp_servers", "gateway.guardrails.llm_input" })
+        // The harness enforces run limits and reads pinned instructions: no warning for them either.
+        foreach (var enforced in new[] { "gateway.guardrails.mcp_", "gateway.destructive_tools", "mcp_server", "agent.mcp_servers", "gateway.guardrails.llm_input", "agent.harness", "agent.instructions" })
         {
             warnings.ShouldNotContain(w => w.StartsWith("warning: " + enforced, StringComparison.Ordinal), enforced);
         }

@@ -1,0 +1,211 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using static Flotilla.Cli.AdminCommands;
+
+namespace Flotilla.Cli;
+
+/// <summary>The harness's operator commands: start a run, list runs, show one step by step, cancel or resume it.</summary>
+internal static class RunCommands
+{
+    public static IEnumerable<Command> Create()
+    {
+        yield return Run();
+        yield return Runs();
+    }
+
+    private static Command Run()
+    {
+        var agent = new Argument<string>("agent") { Description = "The agent (loop) to run, as named in the fleet" };
+        var input = new Option<string?>("--input") { Description = "What the run is asked to do (its user message)" };
+        var wait = new Option<bool>("--wait") { Description = "Wait until the run ends or waits for a human, then show it" };
+        var command = new Command("run", "Start a run of a loop now") { agent, input, wait, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var body = JsonSerializer.Serialize(new Dictionary<string, JsonElement>
+            {
+                ["input"] = JsonSerializer.SerializeToElement(parse.GetValue(input) ?? "", CliRunJson.Default.String),
+                ["wait"] = JsonSerializer.SerializeToElement(parse.GetValue(wait), CliRunJson.Default.Boolean),
+            }, CliRunJson.Default.DictionaryStringJsonElement);
+            var (status, result) = await client.SendTextAsync(HttpMethod.Post, $"api/agents/{Uri.EscapeDataString(parse.GetValue(agent)!)}/runs", body, "application/json", null, ct);
+            using (result)
+            {
+                if (status >= 400)
+                {
+                    await Console.Error.WriteLineAsync(Flotilla.Fleet.DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
+                    return 1;
+                }
+
+                if (Print(parse, result))
+                {
+                    return 0;
+                }
+
+                var r = result.RootElement;
+                AnsiConsole.MarkupLine($"{Cell(Str(r, "id"))} {StatusCell(Str(r, "status"))} ({Cell(Str(r, "agent"))}, {Steps(r)})" +
+                    (Str(r, "reason") is { Length: > 0 } why ? $": {Cell(why)}" : ""));
+                if (Str(r, "output") is { Length: > 0 } output)
+                {
+                    AnsiConsole.WriteLine(Flotilla.Fleet.DisplayText.Safe(output, 4000));
+                }
+
+                return Str(r, "status") is "completed" or "running" or "awaiting_approval" ? 0 : 2;
+            }
+        }));
+        return command;
+    }
+
+    private static Command Runs()
+    {
+        var agent = new Option<string?>("--agent") { Description = "Only this agent's runs" };
+        var status = new Option<string?>("--status") { Description = "Only runs in this state (running, awaiting_approval, completed, failed, limit_reached, stuck, denied, cancelled, needs_intervention)" };
+        var limit = new Option<int>("--limit") { Description = "At most this many", DefaultValueFactory = _ => 50 };
+        var command = new Command("runs", "Runs of the fleet's loops, newest first; `runs show|cancel|resume ID`") { agent, status, limit, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var query = $"api/runs?limit={parse.GetValue(limit)}" +
+                (parse.GetValue(agent) is { } a ? $"&agent={Uri.EscapeDataString(a)}" : "") +
+                (parse.GetValue(status) is { } s ? $"&status={Uri.EscapeDataString(s)}" : "");
+            using var result = await client.SendAsync(HttpMethod.Get, query, null, ct);
+            if (Print(parse, result))
+            {
+                return 0;
+            }
+
+            var rows = result.RootElement.GetProperty("data").EnumerateArray().ToList();
+            if (rows.Count == 0)
+            {
+                AnsiConsole.MarkupLine("No runs yet. Start one: ./flotilla run AGENT --input TEXT --wait");
+                return 0;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns("id", "started (UTC)", "agent", "status", "steps", "tokens in/out", "cost $", "why");
+            foreach (var r in rows)
+            {
+                table.AddRow(Cell(Str(r, "id")), Time(r, "created_at"), Cell(Str(r, "agent")), StatusCell(Str(r, "status")), Steps(r),
+                    $"{r.GetProperty("input_tokens").GetInt64()}/{r.GetProperty("output_tokens").GetInt64()}",
+                    r.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture), Cell(Shorten(Str(r, "reason"), 70)));
+            }
+
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        command.Subcommands.Add(Show());
+        command.Subcommands.Add(Act("cancel", "Cancel a run that is not over"));
+        command.Subcommands.Add(Act("resume", "Resume a run that awaits approval or needs a human (after checking the side effect it names)"));
+        return command;
+    }
+
+    private static Command Show()
+    {
+        var id = new Argument<string>("id") { Description = "The run id (run_…)" };
+        var command = new Command("show", "A run step by step: model calls (tokens, cost, latency) and tool calls (results, approvals)") { id, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, $"api/runs/{Uri.EscapeDataString(parse.GetValue(id)!)}", null, ct);
+            if (Print(parse, result))
+            {
+                return 0;
+            }
+
+            var r = result.RootElement.GetProperty("run");
+            AnsiConsole.MarkupLine($"[bold]{Cell(Str(r, "id"))}[/] {Cell(Str(r, "agent"))} {StatusCell(Str(r, "status"))}, {Steps(r)}, " +
+                $"{r.GetProperty("input_tokens").GetInt64()}/{r.GetProperty("output_tokens").GetInt64()} tokens, ${r.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture)}" +
+                (Str(r, "reason") is { Length: > 0 } why ? $"\n  why: {Cell(why)}" : ""));
+            AnsiConsole.MarkupLine($"  input: {Cell(Shorten(Str(r, "input"), 300))}");
+            var table = new Table().Border(TableBorder.Simple).AddColumns("#", "kind", "name", "state", "tokens in/out", "cost $", "ms", "what happened");
+            foreach (var s in result.RootElement.GetProperty("steps").EnumerateArray())
+            {
+                table.AddRow(s.GetProperty("seq").GetInt32().ToString(CultureInfo.InvariantCulture), Cell(Str(s, "kind")), Cell(Str(s, "name")),
+                    s.GetProperty("is_error").GetBoolean() ? "[red]error[/]" : Cell(Str(s, "status")),
+                    $"{s.GetProperty("input_tokens").GetInt64()}/{s.GetProperty("output_tokens").GetInt64()}",
+                    s.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture),
+                    s.GetProperty("latency_ms").GetDouble().ToString("0.#", CultureInfo.InvariantCulture), Cell(Shorten(Describe(s), 90)));
+            }
+
+            AnsiConsole.Write(table);
+            if (Str(r, "output") is { Length: > 0 } output)
+            {
+                AnsiConsole.MarkupLine($"  output: {Cell(Shorten(output, 2000))}");
+            }
+
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Act(string action, string description)
+    {
+        var id = new Argument<string>("id") { Description = "The run id (run_…)" };
+        var command = new Command(action, description) { id, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            var (status, result) = await client.SendTextAsync(HttpMethod.Post, $"api/runs/{Uri.EscapeDataString(parse.GetValue(id)!)}/{action}", "", "application/json", null, ct);
+            using (result)
+            {
+                if (status >= 400)
+                {
+                    await Console.Error.WriteLineAsync(Flotilla.Fleet.DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
+                    return 1;
+                }
+
+                if (!Print(parse, result))
+                {
+                    AnsiConsole.MarkupLine($"{Cell(Str(result.RootElement, "id"))} {StatusCell(Str(result.RootElement, "status"))}");
+                }
+
+                return 0;
+            }
+        }));
+        return command;
+    }
+
+    /// <summary>A step in a few words: a model step's answer or tool calls; a tool step's call and result.</summary>
+    private static string Describe(JsonElement step)
+    {
+        var result = Str(step, "result");
+        if (Str(step, "kind") == "tool")
+        {
+            var approval = Str(step, "approval_id") is { Length: > 0 } a ? $" [approval {a}]" : "";
+            return $"{result}{approval}";
+        }
+
+        try
+        {
+            using var message = JsonDocument.Parse(result.Length == 0 ? "{}" : result);
+            if (message.RootElement.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
+            {
+                return "calls " + string.Join(", ", calls.EnumerateArray().Select(c => c.GetProperty("function").GetProperty("name").GetString()));
+            }
+
+            return message.RootElement.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String ? content.GetString()! : result;
+        }
+        catch (JsonException)
+        {
+            return result;
+        }
+    }
+
+    private static string Steps(JsonElement run) => $"{run.GetProperty("steps").GetInt32()} step{(run.GetProperty("steps").GetInt32() == 1 ? "" : "s")}";
+
+    private static string StatusCell(string status) => status switch
+    {
+        "completed" => "[green]completed[/]",
+        "running" => "running",
+        "awaiting_approval" or "needs_intervention" => $"[yellow]{status}[/]",
+        _ => $"[red]{Cell(status)}[/]",
+    };
+
+    private static string Time(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
+            ? value.GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)
+            : "";
+
+    private static string Shorten(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, JsonElement>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(bool))]
+internal sealed partial class CliRunJson : System.Text.Json.Serialization.JsonSerializerContext;
