@@ -91,4 +91,23 @@ public sealed record HarnessConfig(int MaxSteps, long MaxTokensPerRun, int Timeo
 }
 
 /// <summary>The heartbeat: a five-field cron expression, evaluated in UTC unless a time zone is given.</summary>
-public sealed record TriggerConfig(string? Schedule, string? TimeZone);
+public sealed record TriggerConfig(string? Schedule, string? TimeZone)
+{
+    /// <summary>What a scheduled run is asked (its user message).</summary>
+    public string? Input { get; init; }
+
+    /// <summary>Runs of this loop that may be active at once; a beat while that many are active is skipped. Default 1.</summary>
+    public int Concurrency { get; init; } = 1;
+
+    /// <summary>What happens to beats missed while Flotilla was down: skipped, or one run for all of them.</summary>
+    public MissedBeats Missed { get; init; } = MissedBeats.Skip;
+
+    /// <summary>A per-agent URL (<c>POST /hooks/agents/NAME</c>) starts runs, signed with <see cref="WebhookSecret"/>.</summary>
+    public bool Webhook { get; init; }
+
+    /// <summary>The HMAC-SHA256 key webhook calls are signed with (<c>${env:NAME}</c>).</summary>
+    public SecretReference? WebhookSecret { get; init; }
+}
+
+/// <summary>Beats missed while Flotilla was down.</summary>
+public enum MissedBeats { Skip, RunOnce }

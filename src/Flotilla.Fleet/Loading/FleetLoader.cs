@@ -29,6 +29,7 @@ public static partial class FleetLoader
         ["priority"] = RoutingStrategy.Priority, ["weight"] = RoutingStrategy.Weight, ["latency"] = RoutingStrategy.Latency,
     };
 
+    private static readonly Dictionary<string, MissedBeats> MissedPolicies = new() { ["skip"] = MissedBeats.Skip, ["run_once"] = MissedBeats.RunOnce };
     private static readonly Dictionary<string, ModelKind> ModelKinds = new() { ["chat"] = ModelKind.Chat, ["embedding"] = ModelKind.Embedding };
 
     private static readonly Dictionary<string, CacheType> CacheTypes = new() { ["exact"] = CacheType.Exact, ["semantic"] = CacheType.Semantic };
@@ -730,7 +731,14 @@ public static partial class FleetLoader
         TriggerConfig? trigger = null;
         if (map.Map("trigger") is { } t)
         {
-            trigger = new TriggerConfig(t.String("schedule"), t.String("timezone"));
+            trigger = new TriggerConfig(t.String("schedule"), t.String("timezone"))
+            {
+                Input = t.String("input"),
+                Concurrency = t.Int("concurrency", 1, 100) ?? 1,
+                Missed = t.Enum("missed", MissedPolicies) ?? MissedBeats.Skip,
+                Webhook = t.Bool("webhook") ?? false,
+                WebhookSecret = t.Secret("webhook_secret"),
+            };
             CheckTrigger(t, trigger);
             t.RejectUnknownKeys();
         }
@@ -873,6 +881,11 @@ public static partial class FleetLoader
             {
                 map.Diagnostics.Error(map.LocationOf("schedule"), $"{map.Sub("schedule")}: '{schedule}' is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1-5\"): {e.Message}");
             }
+        }
+
+        if (trigger.Webhook && trigger.WebhookSecret is null)
+        {
+            map.Diagnostics.Error(map.LocationOf("webhook"), $"{map.Sub("webhook")}: a webhook trigger needs webhook_secret: \"${{env:NAME}}\", the HMAC-SHA256 key its callers sign with");
         }
 
         if (trigger.TimeZone is { } zone && !TimeZoneInfo.TryFindSystemTimeZoneById(zone, out _))

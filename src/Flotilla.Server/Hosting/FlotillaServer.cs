@@ -113,6 +113,8 @@ public sealed class FlotillaServer : IAsyncDisposable
         builder.Services.AddSingleton(new Flotilla.Harness.Runs.HarnessOptions(options.FleetPath is { } fleetPath ? Path.GetDirectoryName(Path.GetFullPath(fleetPath)) : null));
         builder.Services.AddSingleton<Flotilla.Harness.Runs.RunEngine>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Flotilla.Harness.Runs.RunEngine>());
+        builder.Services.AddSingleton<Flotilla.Harness.Triggers.RunScheduler>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Flotilla.Harness.Triggers.RunScheduler>());
         var telemetry = AddTelemetry(builder.Services, options.Fleet.Gateway.Telemetry);
         options.ConfigureServices?.Invoke(builder.Services);
 
@@ -137,6 +139,7 @@ public sealed class FlotillaServer : IAsyncDisposable
             : Results.Text("ready\n"));
         app.MapAiGateway();
         app.MapMcpGateway();
+        Flotilla.Harness.Triggers.WebhookTrigger.MapHarnessHooks(app);
         app.MapAdminApi();
         if (telemetry.Metrics)
         {

@@ -28,11 +28,6 @@ internal static class UnenforcedKeys
         }
 
         var agents = fleet.Agents;
-        if (agents.Any(a => a.Trigger?.Schedule is not null))
-        {
-            yield return $"agent.trigger.schedule is parsed but no loop runs on it: {Harness}";
-        }
-
         if (agents.Any(a => a.Subagents.Count > 0))
         {
             yield return $"agent.subagents is parsed but not run: {Harness}";

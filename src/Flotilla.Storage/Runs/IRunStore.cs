@@ -96,4 +96,12 @@ public interface IRunStore
 
     /// <summary>The run's steps in order.</summary>
     Task<IReadOnlyList<RunStepRecord>> StepsAsync(string runId, CancellationToken cancellationToken);
+
+    /// <summary>Runs of <paramref name="agent"/> that are not over (running, waiting for approval, needing a human).</summary>
+    Task<int> ActiveCountAsync(string agent, CancellationToken cancellationToken);
+
+    /// <summary>When the agent's schedule last fired (a beat taken or skipped); null before the first.</summary>
+    Task<DateTimeOffset?> LastBeatAsync(string agent, CancellationToken cancellationToken);
+
+    Task SetLastBeatAsync(string agent, DateTimeOffset at, CancellationToken cancellationToken);
 }

@@ -140,6 +140,10 @@ public sealed class SqliteDatabase
             finished_at INTEGER,
             PRIMARY KEY (run_id, seq)
         );
+        CREATE TABLE IF NOT EXISTS schedule_beats (
+            agent TEXT PRIMARY KEY,
+            last_beat INTEGER NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS responses (
             id TEXT PRIMARY KEY,
             agent TEXT NOT NULL,

@@ -152,4 +152,36 @@ public sealed class SqliteRunStore(SqliteDatabase database) : IRunStore
 
         return Task.FromResult<IReadOnlyList<RunStepRecord>>(steps);
     }
+
+    public Task<int> ActiveCountAsync(string agent, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM runs WHERE agent = $agent AND status IN ($running, $awaiting, $intervention)";
+        command.Parameters.AddWithValue("$agent", agent);
+        command.Parameters.AddWithValue("$running", RunStatus.Running);
+        command.Parameters.AddWithValue("$awaiting", RunStatus.AwaitingApproval);
+        command.Parameters.AddWithValue("$intervention", RunStatus.NeedsIntervention);
+        return Task.FromResult(Convert.ToInt32(command.ExecuteScalar(), CultureInfo.InvariantCulture));
+    }
+
+    public Task<DateTimeOffset?> LastBeatAsync(string agent, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT last_beat FROM schedule_beats WHERE agent = $agent";
+        command.Parameters.AddWithValue("$agent", agent);
+        return Task.FromResult(command.ExecuteScalar() is long at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : (DateTimeOffset?)null);
+    }
+
+    public Task SetLastBeatAsync(string agent, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO schedule_beats (agent, last_beat) VALUES ($agent, $at) ON CONFLICT (agent) DO UPDATE SET last_beat = excluded.last_beat";
+        command.Parameters.AddWithValue("$agent", agent);
+        command.Parameters.AddWithValue("$at", at.ToUnixTimeMilliseconds());
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
 }

@@ -226,6 +226,14 @@ public sealed class McpGatewayTests
         var started = DateTime.UtcNow;
         (await writer.ListToolsAsync(cancellationToken: Ct)).Select(t => t.Name).ShouldBe(["files__fail", "files__fetch_page", "files__read_file"]);
         (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(5));
+
+        // list_changed is a notification: it may land just after the listing that already reflects the change.
+        var notified = DateTime.UtcNow.AddSeconds(10);
+        while (Volatile.Read(ref changed) == 0 && DateTime.UtcNow < notified)
+        {
+            await Task.Delay(20, Ct);
+        }
+
         Volatile.Read(ref changed).ShouldBeGreaterThan(0);
 
         await github.RestartAsync();
