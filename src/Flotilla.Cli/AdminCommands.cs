@@ -251,6 +251,7 @@ internal static class AdminCommands
 
             AnsiConsole.Write(table);
         }));
+        command.Subcommands.Add(RunCommands.ShowAgent());
         return command;
     }
 

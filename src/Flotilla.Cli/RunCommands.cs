@@ -161,6 +161,54 @@ internal static class RunCommands
         return command;
     }
 
+    /// <summary><c>agents show NAME</c>: the registry's view of one loop.</summary>
+    public static Command ShowAgent()
+    {
+        var name = new Argument<string>("name") { Description = "The agent, as named in the fleet" };
+        var command = new Command("show", "One loop: definition, the tools its grants resolve to, limits, trigger, last runs, spend this week") { name, AdminCommands.Server, Data, Json };
+        command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
+        {
+            using var result = await client.SendAsync(HttpMethod.Get, $"api/agents/{Uri.EscapeDataString(parse.GetValue(name)!)}", null, ct);
+            if (Print(parse, result))
+            {
+                return 0;
+            }
+
+            var a = result.RootElement;
+            AnsiConsole.MarkupLine($"[bold]{Cell(Str(a, "name"))}[/] ({Cell(Str(a, "role"))}), owned by {Cell(Str(a, "owner"))}" +
+                (Str(a, "description") is { Length: > 0 } d ? $": {Cell(d)}" : ""));
+            AnsiConsole.MarkupLine($"  model: {Cell(Str(a, "model") is { Length: > 0 } m ? m : "(the gateway default)")}" +
+                (Str(a, "checker") is { Length: > 0 } c ? $"   checker: {Cell(c)}" : ""));
+            if (Str(a, "instructions") is { Length: > 0 } instructions)
+            {
+                var found = a.TryGetProperty("instructions_found", out var f) && f.ValueKind == JsonValueKind.True;
+                AnsiConsole.MarkupLine($"  instructions: {Cell(instructions)} → {Cell(Str(a, "instructions_file"))} {(found ? "" : "[red](missing: runs fail)[/]")}");
+            }
+
+            var limits = a.GetProperty("limits");
+            AnsiConsole.MarkupLine($"  limits: {limits.GetProperty("max_steps").GetInt32()} steps, {limits.GetProperty("max_tokens_per_run").GetInt64()} tokens, " +
+                $"{limits.GetProperty("timeout_seconds").GetInt32()} s" + (limits.TryGetProperty("max_cost_per_run", out var cost) ? $", ${cost.GetDecimal()}" : "") + " per run");
+            if (a.TryGetProperty("trigger", out var trigger))
+            {
+                AnsiConsole.MarkupLine($"  trigger: {Cell(Str(trigger, "schedule") is { Length: > 0 } s ? s + (Str(trigger, "timezone") is { Length: > 0 } z ? $" ({z})" : " (UTC)") : "on demand")}" +
+                    $", concurrency {trigger.GetProperty("concurrency").GetInt32()}, missed beats: {Cell(Str(trigger, "missed"))}" + (trigger.GetProperty("webhook").GetBoolean() ? ", webhook" : ""));
+            }
+
+            AnsiConsole.MarkupLine($"  tools now: {Cell(string.Join(", ", a.GetProperty("tools").EnumerateArray().Select(t => t.GetString())) is { Length: > 0 } tools ? tools : "(none)")}");
+            AnsiConsole.MarkupLine($"  spend, last 7 days: ${a.GetProperty("spend_last7_days_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture)}   keys: {a.GetProperty("keys").GetInt32()}");
+            var table = new Table().Border(TableBorder.Simple).Title("last runs").AddColumns("id", "started (UTC)", "status", "steps", "cost $");
+            foreach (var r in a.GetProperty("last_runs").EnumerateArray())
+            {
+                table.AddRow(Cell(Str(r, "id")), Time(r, "created_at"), StatusCell(Str(r, "status")), Steps(r),
+                    r.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture));
+            }
+
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+
     /// <summary>A step in a few words: a model step's answer or tool calls; a tool step's call and result.</summary>
     private static string Describe(JsonElement step)
     {

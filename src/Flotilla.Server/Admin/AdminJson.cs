@@ -55,6 +55,7 @@ internal sealed record AdminErrorBody(string Message, string Type, string Code);
 [JsonSerializable(typeof(Flotilla.Storage.Runs.RunRecord))]
 [JsonSerializable(typeof(ListResponse<Flotilla.Storage.Runs.RunRecord>))]
 [JsonSerializable(typeof(RunDetail))]
+[JsonSerializable(typeof(AgentDetail))]
 [JsonSerializable(typeof(StartRunRequest))]
 internal sealed partial class AdminJson : JsonSerializerContext
 {

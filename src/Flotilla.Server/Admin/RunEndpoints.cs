@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Flotilla.Fleet;
+using Flotilla.Governance.Identity;
 using Flotilla.Harness.Runs;
 using Flotilla.Storage.Runs;
 using Microsoft.AspNetCore.Builder;
@@ -11,6 +12,16 @@ namespace Flotilla.Server.Admin;
 internal sealed record StartRunRequest(string? Input, bool? Wait);
 
 internal sealed record RunDetail(RunRecord Run, IReadOnlyList<RunStepRecord> Steps);
+
+internal sealed record AgentDetail(
+    string Name, string Owner, string? Description, string? Model, string Role, string? Checker,
+    string? Instructions, string? InstructionsFile, bool? InstructionsFound, IReadOnlyList<string> Skills, IReadOnlyList<string> Subagents,
+    AgentTrigger? Trigger, AgentLimits Limits, IReadOnlyList<string> Owns, IReadOnlyList<string> Tools, IReadOnlyList<RunRecord> LastRuns,
+    decimal SpendLast7DaysUsd, int Keys);
+
+internal sealed record AgentTrigger(string? Schedule, string? Timezone, int Concurrency, string Missed, bool Webhook);
+
+internal sealed record AgentLimits(int MaxSteps, long MaxTokensPerRun, int TimeoutSeconds, decimal? MaxCostPerRun, int StuckAfter);
 
 /// <summary>The harness's admin endpoints: start a run of an agent, list and show runs, cancel and resume them.</summary>
 internal static class RunEndpoints
@@ -24,6 +35,7 @@ internal static class RunEndpoints
     public static void MapRunAdminApi(this RouteGroupBuilder api)
     {
         api.MapPost("/agents/{name}/runs", StartAsync);
+        api.MapGet("/agents/{name}", ShowAgentAsync);
         api.MapGet("/runs", async (HttpContext context, IRunStore runs) =>
         {
             var agent = context.Request.Query["agent"].ToString() is { Length: > 0 } a ? a : null;
@@ -87,6 +99,34 @@ internal static class RunEndpoints
         }
 
         return Results.Json(run, AdminJson.Relaxed.RunRecord, statusCode: 202);
+    }
+
+    /// <summary>The registry's view of one loop: its definition, the tools its grants resolve to now, its last runs and spend.</summary>
+    private static async Task<IResult> ShowAgentAsync(string name, LiveFleet fleet, IRunStore runs, Flotilla.Mcp.GovernedToolCalls tools,
+        Flotilla.Storage.Usage.IUsageStore usage, AgentKeyRing keys, HarnessOptions options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (!fleet.Current.Agents.TryGetValue(name, out var agent))
+        {
+            return AdminEndpoints.Error(404, "invalid_request_error", "agent_not_found", $"No agent '{DisplayText.Safe(name, 128)}' in the fleet.");
+        }
+
+        string? file = null;
+        bool? found = null;
+        if (agent.Instructions is { } pinned)
+        {
+            file = Instructions.FileFor(pinned, options.FleetDirectory ?? Directory.GetCurrentDirectory());
+            found = File.Exists(file);
+        }
+
+        var spend = await usage.SpendSinceAsync("agent", time.GetUtcNow().AddDays(-7), cancellationToken);
+        var detail = new AgentDetail(
+            agent.Name, agent.Owner, agent.Description, agent.Model, agent.Role.ToString().ToLowerInvariant(), agent.Checker,
+            agent.Instructions?.ToString(), file, found, [.. agent.Skills.Select(s => s.ToString())], agent.Subagents,
+            agent.Trigger is { } t ? new AgentTrigger(t.Schedule, t.TimeZone, t.Concurrency, t.Missed == MissedBeats.RunOnce ? "run_once" : "skip", t.Webhook) : null,
+            new AgentLimits(agent.Harness.MaxSteps, agent.Harness.MaxTokensPerRun, agent.Harness.TimeoutSeconds, agent.Harness.MaxCostPerRun, agent.Harness.StuckAfter),
+            agent.Owns, [.. tools.ToolsFor(agent.Name).Select(tool => tool.Name)], await runs.ListAsync(agent.Name, null, 5, cancellationToken),
+            spend.GetValueOrDefault(agent.Name), keys.List().Count(k => k.Agent == agent.Name));
+        return Results.Json(detail, AdminJson.Relaxed.AgentDetail);
     }
 
     private static IResult NotFound(string id) =>

@@ -95,6 +95,20 @@ public sealed class RunTests
         var traces = await host.TracesAsync(5);
         traces.Count(t => t.GetProperty("kind").GetString() == "model_call" && t.GetProperty("metadata").GetProperty("run").GetString() == id).ShouldBe(3);
         traces.Where(t => t.GetProperty("kind").GetString() == "tool_call").ShouldAllBe(t => t.GetProperty("agent").GetString() == "writer");
+
+        // The registry shows the loop with the tools its grants resolve to, its last run and what it spent.
+        var agent = await host.Admin.GetFromJsonAsync<JsonElement>("/api/agents/writer", Ct);
+        agent.GetProperty("tools").EnumerateArray().Select(t => t.GetString()).ShouldContain("github__write_file");
+        agent.GetProperty("last_runs")[0].GetProperty("id").GetString().ShouldBe(id);
+        agent.GetProperty("limits").GetProperty("stuck_after").GetInt32().ShouldBe(3);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (agent.GetProperty("spend_last7_days_usd").GetDecimal() == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100, Ct);
+            agent = await host.Admin.GetFromJsonAsync<JsonElement>("/api/agents/writer", Ct);
+        }
+
+        agent.GetProperty("spend_last7_days_usd").GetDecimal().ShouldBe(run.GetProperty("cost_usd").GetDecimal());
     }
 
     [Fact]
