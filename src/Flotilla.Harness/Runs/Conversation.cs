@@ -62,10 +62,14 @@ internal static class Conversation
             return new NextStep.Finished(lastModel + 1, answer["content"]?.GetValue<string>() ?? "");
         }
 
-        // A tool step that is not done (interrupted, or awaiting approval) is taken again under its own number.
-        if (toolSteps > 0 && steps[^1].Status != StepKinds.Done)
+        // A tool step that is not done (interrupted, awaiting approval, or a delegation still running) is taken again
+        // under its own number, the first such one first.
+        for (var i = lastModel + 1; i < steps.Count; i++)
         {
-            return new NextStep.Tool(steps.Count - 1, calls[toolSteps - 1]);
+            if (steps[i].Status != StepKinds.Done)
+            {
+                return new NextStep.Tool(i, calls[i - lastModel - 1]);
+            }
         }
 
         return toolSteps < calls.Count ? new NextStep.Tool(steps.Count, calls[toolSteps]) : new NextStep.Model(steps.Count);
@@ -184,6 +188,34 @@ internal static class Conversation
         {
             return "no message";
         }
+    }
+
+    /// <summary>The tool calls of the last model answer that come after <paramref name="seq"/> and have no step yet.</summary>
+    public static IReadOnlyList<(int Seq, ToolCallRequest Call)> NotStartedAfter(IReadOnlyList<RunStepRecord> steps, int seq)
+    {
+        var lastModel = -1;
+        for (var i = steps.Count - 1; i >= 0; i--)
+        {
+            if (steps[i].Kind == StepKinds.Model)
+            {
+                lastModel = i;
+                break;
+            }
+        }
+
+        if (lastModel < 0 || steps[lastModel].Result is not { } result)
+        {
+            return [];
+        }
+
+        var calls = ToolCalls(JsonNode.Parse(result)!);
+        var result2 = new List<(int, ToolCallRequest)>();
+        for (var k = Math.Max(seq + 1, steps.Count) - lastModel - 1; k < calls.Count; k++)
+        {
+            result2.Add((lastModel + 1 + k, calls[k]));
+        }
+
+        return result2;
     }
 
     private static List<ToolCallRequest> ToolCalls(JsonNode answer) =>

@@ -39,7 +39,7 @@ public sealed partial class RunEngine(
     private CancellationToken _stopping;
 
     /// <summary>Starts a run of <paramref name="agent"/> on <paramref name="input"/>; throws <see cref="KeyNotFoundException"/> for an agent not in the fleet.</summary>
-    public async Task<RunRecord> StartAsync(string agent, string input, string trigger, CancellationToken cancellationToken)
+    public async Task<RunRecord> StartAsync(string agent, string input, string trigger, CancellationToken cancellationToken, string? parentId = null)
     {
         if (!fleet.Current.Agents.ContainsKey(agent))
         {
@@ -51,6 +51,7 @@ public sealed partial class RunEngine(
         {
             Id = "run_" + Guid.NewGuid().ToString("N")[..20],
             Agent = agent,
+            ParentId = parentId,
             Status = RunStatus.Running,
             Input = input,
             Trigger = trigger,
@@ -75,6 +76,15 @@ public sealed partial class RunEngine(
         if (_active.TryGetValue(id, out var active))
         {
             await active.Stop.CancelAsync();
+        }
+
+        // Its delegations end with it.
+        foreach (var step in await store.StepsAsync(id, cancellationToken))
+        {
+            if (step.ChildRunId is { } child)
+            {
+                await CancelAsync(child, cancellationToken);
+            }
         }
 
         return cancelled;
@@ -171,9 +181,16 @@ public sealed partial class RunEngine(
         foreach (var run in await store.ListAsync(null, RunStatus.AwaitingApproval, 1_000, cancellationToken))
         {
             var steps = await store.StepsAsync(run.Id, cancellationToken);
-            if (steps is [.., { ApprovalId: { } approvalId }] && await approvals.GetAsync(approvalId, cancellationToken) is { } approval
+            var waiting = steps.FirstOrDefault(s => s.Kind == StepKinds.Tool && s.Status != StepKinds.Done);
+            if (waiting is { ApprovalId: { } approvalId } && await approvals.GetAsync(approvalId, cancellationToken) is { } approval
                 && approval.Status != ApprovalStatus.Pending)
             {
+                await ResumeAsync(run.Id, cancellationToken);
+            }
+            else if (waiting is { ChildRunId: { } child } && await store.GetAsync(child, cancellationToken) is { } sub
+                && sub.Status is not (RunStatus.AwaitingApproval or RunStatus.NeedsIntervention))
+            {
+                // The delegation it waits on moves again (or is over): the parent takes it up.
                 await ResumeAsync(run.Id, cancellationToken);
             }
         }
@@ -259,7 +276,9 @@ public sealed partial class RunEngine(
                         return;
                     }
 
-                    var (toolStep, waitOrEnd) = await ToolStepAsync(run, agent, steps, tool, cancellationToken);
+                    var (toolStep, waitOrEnd) = tool.Call.Name == Delegation.ToolName && run.ParentId is null && agent.Subagents.Count > 0
+                        ? await DelegateStepAsync(run, agent, steps, tool, cancellationToken)
+                        : await ToolStepAsync(run, agent, steps, tool, cancellationToken);
                     Replace(steps, toolStep);
                     run = await RecordAsync(run, toolStep, cancellationToken);
                     if (waitOrEnd is { Status: RunStatus.Running })
@@ -322,7 +341,14 @@ public sealed partial class RunEngine(
     {
         var started = new RunStepRecord { RunId = run.Id, Seq = seq, Kind = StepKinds.Model, Status = StepKinds.Started, Name = agent.Model, StartedAt = time.GetUtcNow() };
         await store.PutStepAsync(started, cancellationToken);
-        var body = Conversation.ChatRequest(agent.Model, system, run.Input, steps, tools.ToolsFor(agent.Name));
+        var offered = tools.ToolsFor(agent.Name);
+        if (run.ParentId is null && agent.Subagents.Count > 0)
+        {
+            // A sub-run cannot delegate further: only a root run is offered the delegate tool.
+            offered = [.. offered, Delegation.Tool(agent.Subagents, fleet.Current.Agents)];
+        }
+
+        var body = Conversation.ChatRequest(agent.Model, system, run.Input, steps, offered);
         var begun = time.GetTimestamp();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal) { ["loop"] = agent.Name, ["run"] = run.Id };
         var result = await models.CompleteChatAsync(agent.Name, body, metadata, cancellationToken: cancellationToken);
@@ -391,6 +417,82 @@ public sealed partial class RunEngine(
         var done = started with { Status = StepKinds.Done, Result = result.Text, IsError = result.IsError, LatencyMs = latency, FinishedAt = time.GetUtcNow() };
         await store.PutStepAsync(done, cancellationToken);
         return (done, null);
+    }
+
+    /// <summary>
+    /// A delegation: the sub-agent runs as its own run (parent id set) on the task text alone, with its own definition and
+    /// grants; its final answer is the tool's result and its tokens and cost count in this run. Delegations the same answer
+    /// asks for start together, so they run in parallel. The step is committed with the sub-run's id before it is awaited,
+    /// so a restart waits for the same sub-run instead of starting another.
+    /// </summary>
+    private async Task<(RunStepRecord Step, (string Status, string Reason)? Stop)> DelegateStepAsync(
+        RunRecord run, AgentConfig agent, List<RunStepRecord> steps, NextStep.Tool next, CancellationToken cancellationToken)
+    {
+        var step = next.Seq < steps.Count ? steps[next.Seq] : null;
+        if (step?.ChildRunId is null)
+        {
+            step = await StartDelegationAsync(run, agent, next.Seq, next.Call, cancellationToken);
+            Replace(steps, step);
+            if (step.Status == StepKinds.Done)
+            {
+                return (step, null);
+            }
+
+            // Start the answer's other delegations now, so they run side by side.
+            foreach (var (seq, call) in Conversation.NotStartedAfter(steps, next.Seq))
+            {
+                if (call.Name != Delegation.ToolName)
+                {
+                    break;
+                }
+
+                Replace(steps, await StartDelegationAsync(run, agent, seq, call, cancellationToken));
+            }
+        }
+
+        var child = await WaitAsync(step.ChildRunId!, cancellationToken);
+        if (child is null || child.Status is RunStatus.AwaitingApproval or RunStatus.NeedsIntervention)
+        {
+            return (step, (RunStatus.AwaitingApproval, $"delegation to '{child?.Agent}' ({step.ChildRunId}) waits: {child?.Reason}"));
+        }
+
+        var done = step with
+        {
+            Status = StepKinds.Done,
+            Result = child.Status == RunStatus.Completed ? child.Output ?? "" : $"The sub-agent '{child.Agent}' ended {child.Status}: {child.Reason}",
+            IsError = child.Status != RunStatus.Completed,
+            InputTokens = child.InputTokens,
+            OutputTokens = child.OutputTokens,
+            CostUsd = child.CostUsd,
+            LatencyMs = Math.Round(((child.FinishedAt ?? time.GetUtcNow()) - child.CreatedAt).TotalMilliseconds, 3),
+            FinishedAt = time.GetUtcNow(),
+        };
+        await store.PutStepAsync(done, cancellationToken);
+        return (done, null);
+    }
+
+    private async Task<RunStepRecord> StartDelegationAsync(RunRecord run, AgentConfig agent, int seq, ToolCallRequest call, CancellationToken cancellationToken)
+    {
+        var step = new RunStepRecord { RunId = run.Id, Seq = seq, Kind = StepKinds.Tool, Status = StepKinds.Started, Name = call.Name, Request = call.ToJson(), StartedAt = time.GetUtcNow() };
+        if (Delegation.Parse(call.Arguments, agent.Subagents) is not ({ } subagent, { } task))
+        {
+            var refused = step with
+            {
+                Status = StepKinds.Done,
+                IsError = true,
+                Result = $"delegate needs {{\"agent\": one of {string.Join(", ", agent.Subagents)}, \"task\": \"…\"}}",
+                FinishedAt = time.GetUtcNow(),
+            };
+            await store.PutStepAsync(refused, cancellationToken);
+            return refused;
+        }
+
+        // The step is committed before the sub-run exists, then again with its id: a crash in between starts it once more.
+        await store.PutStepAsync(step, cancellationToken);
+        var child = await StartAsync(subagent, task, "delegate", cancellationToken, run.Id);
+        step = step with { ChildRunId = child.Id };
+        await store.PutStepAsync(step, cancellationToken);
+        return step;
     }
 
     /// <summary>-32010: the call was sent and no answer came; it may have happened.</summary>

@@ -28,11 +28,6 @@ internal static class UnenforcedKeys
         }
 
         var agents = fleet.Agents;
-        if (agents.Any(a => a.Subagents.Count > 0))
-        {
-            yield return $"agent.subagents is parsed but not run: {Harness}";
-        }
-
         if (agents.Any(a => a.Skills.Count > 0))
         {
             yield return $"agent.skills is parsed but not loaded into runs: {Harness}";

@@ -73,6 +73,9 @@ public sealed record RunStepRecord
     public double LatencyMs { get; init; }
     public string? TraceId { get; init; }
     public string? ApprovalId { get; init; }
+
+    /// <summary>A delegation's sub-run, once started.</summary>
+    public string? ChildRunId { get; init; }
     public required DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
 }

@@ -138,6 +138,7 @@ public sealed class SqliteDatabase
             approval_id TEXT,
             started_at INTEGER NOT NULL,
             finished_at INTEGER,
+            child_run_id TEXT,
             PRIMARY KEY (run_id, seq)
         );
         CREATE TABLE IF NOT EXISTS schedule_beats (

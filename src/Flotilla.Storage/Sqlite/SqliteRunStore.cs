@@ -8,7 +8,7 @@ namespace Flotilla.Storage.Sqlite;
 public sealed class SqliteRunStore(SqliteDatabase database) : IRunStore
 {
     private const string RunColumns = "id, agent, parent_id, status, reason, input, output, run_trigger, created_at, updated_at, finished_at, steps, input_tokens, output_tokens, cost_usd";
-    private const string StepColumns = "run_id, seq, kind, status, name, request, result, is_error, input_tokens, output_tokens, cost_usd, latency_ms, trace_id, approval_id, started_at, finished_at";
+    private const string StepColumns = "run_id, seq, kind, status, name, request, result, is_error, input_tokens, output_tokens, cost_usd, latency_ms, trace_id, approval_id, started_at, finished_at, child_run_id";
 
     public Task CreateAsync(RunRecord run, CancellationToken cancellationToken) => WriteRunAsync(run, insert: true);
 
@@ -97,7 +97,7 @@ public sealed class SqliteRunStore(SqliteDatabase database) : IRunStore
         using var command = connection.CreateCommand();
         command.CommandText = $"""
             INSERT OR REPLACE INTO run_steps ({StepColumns})
-            VALUES ($run, $seq, $kind, $status, $name, $request, $result, $error, $in, $out, $cost, $latency, $trace, $approval, $started, $finished)
+            VALUES ($run, $seq, $kind, $status, $name, $request, $result, $error, $in, $out, $cost, $latency, $trace, $approval, $started, $finished, $child)
             """;
         command.Parameters.AddWithValue("$run", s.RunId);
         command.Parameters.AddWithValue("$seq", s.Seq);
@@ -115,6 +115,7 @@ public sealed class SqliteRunStore(SqliteDatabase database) : IRunStore
         command.Parameters.AddWithValue("$approval", (object?)s.ApprovalId ?? DBNull.Value);
         command.Parameters.AddWithValue("$started", s.StartedAt.ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$finished", s.FinishedAt is { } f ? f.ToUnixTimeMilliseconds() : DBNull.Value);
+        command.Parameters.AddWithValue("$child", (object?)s.ChildRunId ?? DBNull.Value);
         command.ExecuteNonQuery();
         return Task.CompletedTask;
     }
@@ -147,6 +148,7 @@ public sealed class SqliteRunStore(SqliteDatabase database) : IRunStore
                 ApprovalId = reader.IsDBNull(13) ? null : reader.GetString(13),
                 StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(14)),
                 FinishedAt = reader.IsDBNull(15) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(15)),
+                ChildRunId = reader.IsDBNull(16) ? null : reader.GetString(16),
             });
         }
 

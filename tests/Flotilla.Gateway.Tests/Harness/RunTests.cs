@@ -229,3 +229,68 @@ public sealed class RunTests
         agentKey.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
     }
 }
+
+/// <summary>Sub-agents: a root run delegates through the built-in tool; the sub-run is its own run with only the task as context.</summary>
+public sealed class DelegationTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_delegation_runs_the_sub_agent_on_the_task_alone_and_its_answer_and_cost_come_back()
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var mcp = await McpHost.StartAsync($$"""
+            gateway:
+              providers:
+                - { name: sim, type: simulated }
+              models:
+                - name: lead-model
+                  provider: sim
+                  price: { input_per_million: 1000, output_per_million: 1000 }
+                  script:
+                    - { tool: delegate, args: { agent: explorer, task: "Read NOTES.md and say what it holds." } }
+                    - { last_tool_result: true }
+                - name: explorer-model
+                  provider: sim
+                  price: { input_per_million: 1000, output_per_million: 1000 }
+                  script:
+                    - { tool: github__read_file, args: { path: NOTES.md } }
+                    - { last_tool_result: true }
+            ---
+            agent:
+              name: lead
+              owner: docs
+              model: lead-model
+              subagents: [explorer]
+            ---
+            agent:
+              name: explorer
+              owner: docs
+              description: reads the repository
+              model: explorer-model
+              mcp_servers: [github]
+            """ + "\n" + McpHost.Server("github", github), ready: 1);
+        var host = mcp.Host;
+
+        using var response = await host.Admin.PostAsJsonAsync("/api/agents/lead/runs", new { input = "What is in the notes? (secret context: the launch code is 1234)", wait = true }, Ct);
+        var run = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+
+        run.GetProperty("status").GetString().ShouldBe("completed", run.ToString());
+        run.GetProperty("output").GetString().ShouldBe("contents of NOTES.md");
+        var detail = await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{run.GetProperty("id").GetString()}", Ct);
+        var delegation = detail.GetProperty("steps")[1];
+        var childId = delegation.GetProperty("child_run_id").GetString()!;
+        var child = await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{childId}", Ct);
+        child.GetProperty("run").GetProperty("parent_id").GetString().ShouldBe(run.GetProperty("id").GetString());
+        child.GetProperty("run").GetProperty("agent").GetString().ShouldBe("explorer");
+        child.GetProperty("run").GetProperty("input").GetString().ShouldBe("Read NOTES.md and say what it holds.");
+
+        // Isolated context: nothing of the root's conversation reached the sub-agent's model calls.
+        var traces = await host.TracesAsync(5);
+        traces.Where(t => t.GetProperty("agent").GetString() == "explorer" && t.GetProperty("kind").GetString() == "model_call")
+            .ShouldAllBe(t => t.GetProperty("metadata").GetProperty("run").GetString() == childId);
+        delegation.GetProperty("cost_usd").GetDecimal().ShouldBe(child.GetProperty("run").GetProperty("cost_usd").GetDecimal());
+        run.GetProperty("cost_usd").GetDecimal().ShouldBeGreaterThan(child.GetProperty("run").GetProperty("cost_usd").GetDecimal());
+        github.CallsTo("read_file").ShouldBe(1);
+    }
+}
