@@ -28,6 +28,9 @@ public sealed record AgentConfig(
 
     /// <summary>The agent that grades this one's work; it must hold only read grants.</summary>
     public string? Checker { get; init; }
+
+    /// <summary>Revision rounds a failed check sends the maker back for (<c>checker: { agent, revisions }</c>). Default 1.</summary>
+    public int CheckerRevisions { get; init; } = 1;
 }
 
 /// <summary>What a loop is for, as far as its grants are concerned.</summary>

@@ -757,7 +757,21 @@ public static partial class FleetLoader
 
         var metadata = map.StringMap("metadata");
         var role = map.Enum("role", Roles) ?? AgentRole.Maker;
-        var checker = map.String("checker");
+        // checker: NAME, or checker: { agent: NAME, revisions: N }.
+        string? checker;
+        var revisions = 1;
+        if (map.Node("checker") is YamlMappingNode)
+        {
+            var checkerMap = map.Map("checker")!;
+            checker = checkerMap.String("agent", required: true);
+            revisions = checkerMap.Int("revisions", 0, 10) ?? 1;
+            checkerMap.RejectUnknownKeys();
+        }
+        else
+        {
+            checker = map.String("checker");
+        }
+
         map.RejectUnknownKeys(AgentMisplacedKeys);
         var agent = new AgentConfig(
             name, owner, description, model, instructions, skills, grants, subagentItems.Select(s => s.Value).ToList(), harness, trigger,
@@ -765,6 +779,7 @@ public static partial class FleetLoader
         {
             Role = role,
             Checker = checker,
+            CheckerRevisions = revisions,
         };
         diagnostics.Remember(agent, "role", map.LocationOf("role"));
         diagnostics.Remember(agent, "checker", map.LocationOf("checker"));

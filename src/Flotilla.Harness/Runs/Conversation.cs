@@ -20,8 +20,11 @@ internal abstract record NextStep(int Seq)
     /// <summary>A tool call of the last model answer, not yet done (or interrupted, or awaiting approval).</summary>
     public sealed record Tool(int Seq, ToolCallRequest Call) : NextStep(Seq);
 
-    /// <summary>The last model answer called no tools: the run is done.</summary>
+    /// <summary>The last model answer called no tools: the run is done (once its checker, if any, passes it).</summary>
     public sealed record Finished(int Seq, string Output) : NextStep(Seq);
+
+    /// <summary>The checker was asked to grade the run; its verdict decides what follows.</summary>
+    public sealed record Checked(int Seq) : NextStep(Seq);
 }
 
 /// <summary>
@@ -35,6 +38,14 @@ internal static class Conversation
         if (steps.Count == 0)
         {
             return new NextStep.Model(0);
+        }
+
+        switch (steps[^1].Kind)
+        {
+            case StepKinds.Feedback:
+                return new NextStep.Model(steps.Count);
+            case StepKinds.Check:
+                return new NextStep.Checked(steps.Count - 1);
         }
 
         // The last model step whose answer decides what follows.
@@ -124,7 +135,11 @@ internal static class Conversation
                 {
                     writer.WriteRawValue(step.Result ?? "{}");
                 }
-                else
+                else if (step.Kind == StepKinds.Feedback)
+                {
+                    Message(writer, "user", step.Result ?? "");
+                }
+                else if (step.Kind == StepKinds.Tool)
                 {
                     var request = JsonNode.Parse(step.Request ?? "{}")!;
                     writer.WriteStartObject();
@@ -189,6 +204,25 @@ internal static class Conversation
             return "no message";
         }
     }
+
+    /// <summary>The text of the last model answer.</summary>
+    public static string LastAnswer(IReadOnlyList<RunStepRecord> steps)
+    {
+        for (var i = steps.Count - 1; i >= 0; i--)
+        {
+            if (steps[i] is { Kind: StepKinds.Model, Status: StepKinds.Done, Result: { } result })
+            {
+                return JsonNode.Parse(result)?["content"]?.GetValue<string>() ?? "";
+            }
+        }
+
+        return "";
+    }
+
+    /// <summary>A checker's verdict: its first non-empty line starts with PASS; anything else is a fail.</summary>
+    public static bool Passed(string? verdict) =>
+        verdict?.Split('\n').Select(l => l.Trim().TrimStart('*', '#', ' ')).FirstOrDefault(l => l.Length > 0) is { } first
+        && first.StartsWith("PASS", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The tool calls of the last model answer that come after <paramref name="seq"/> and have no step yet.</summary>
     public static IReadOnlyList<(int Seq, ToolCallRequest Call)> NotStartedAfter(IReadOnlyList<RunStepRecord> steps, int seq)

@@ -181,7 +181,7 @@ public sealed partial class RunEngine(
         foreach (var run in await store.ListAsync(null, RunStatus.AwaitingApproval, 1_000, cancellationToken))
         {
             var steps = await store.StepsAsync(run.Id, cancellationToken);
-            var waiting = steps.FirstOrDefault(s => s.Kind == StepKinds.Tool && s.Status != StepKinds.Done);
+            var waiting = steps.FirstOrDefault(s => s.Kind is StepKinds.Tool or StepKinds.Check && s.Status != StepKinds.Done);
             if (waiting is { ApprovalId: { } approvalId } && await approvals.GetAsync(approvalId, cancellationToken) is { } approval
                 && approval.Status != ApprovalStatus.Pending)
             {
@@ -266,8 +266,54 @@ public sealed partial class RunEngine(
             switch (next)
             {
                 case NextStep.Finished finished:
+                    if (run.ParentId is null && agent.Checker is { } checkerName && fleet.Current.Agents.ContainsKey(checkerName))
+                    {
+                        // The maker is done: its checker grades the answer before the run counts as completed.
+                        Replace(steps, await StartCheckAsync(run, agent, checkerName, finished, cancellationToken));
+                        break;
+                    }
+
                     await EndAsync(run, RunStatus.Completed, null, finished.Output, cancellationToken);
                     return;
+                case NextStep.Checked check:
+                    var (checkStep, wait) = await AwaitCheckAsync(run, agent, steps[check.Seq], cancellationToken);
+                    Replace(steps, checkStep);
+                    if (wait is { } waiting)
+                    {
+                        run = run with { Status = waiting.Status, Reason = waiting.Reason, UpdatedAt = time.GetUtcNow() };
+                        await store.UpdateAsync(run, cancellationToken);
+                        return;
+                    }
+
+                    if (!checkStep.IsError)
+                    {
+                        await EndAsync(run, RunStatus.Completed, $"passed by checker '{agent.Checker}'", Conversation.LastAnswer(steps), cancellationToken);
+                        return;
+                    }
+
+                    var rounds = steps.Count(s => s.Kind == StepKinds.Feedback);
+                    if (rounds >= agent.CheckerRevisions)
+                    {
+                        await EndAsync(run, RunStatus.Failed,
+                            $"checker '{agent.Checker}' failed the work after {rounds} revision round(s) (checker.revisions): {Shorten(checkStep.Result, 300)}",
+                            Conversation.LastAnswer(steps), cancellationToken);
+                        return;
+                    }
+
+                    var feedback = new RunStepRecord
+                    {
+                        RunId = run.Id,
+                        Seq = steps.Count,
+                        Kind = StepKinds.Feedback,
+                        Status = StepKinds.Done,
+                        Name = agent.Checker,
+                        Result = $"A reviewer ({agent.Checker}) checked your answer and did not pass it:\n{checkStep.Result}\n\nRevise your work to address this, then answer again.",
+                        StartedAt = time.GetUtcNow(),
+                        FinishedAt = time.GetUtcNow(),
+                    };
+                    await store.PutStepAsync(feedback, cancellationToken);
+                    Replace(steps, feedback);
+                    break;
                 case NextStep.Tool tool:
                     if (Conversation.Repeats(steps, tool.Call) >= agent.Harness.StuckAfter)
                     {
@@ -495,6 +541,60 @@ public sealed partial class RunEngine(
         return step;
     }
 
+    private async Task<RunStepRecord> StartCheckAsync(RunRecord run, AgentConfig maker, string checker, NextStep.Finished finished, CancellationToken cancellationToken)
+    {
+        var step = new RunStepRecord { RunId = run.Id, Seq = finished.Seq, Kind = StepKinds.Check, Status = StepKinds.Started, Name = checker, StartedAt = time.GetUtcNow() };
+        await store.PutStepAsync(step, cancellationToken);
+        var input = $"""
+            Grade the work of the loop '{maker.Name}' against your instructions. Answer PASS or FAIL on the first line, then your reasons.
+
+            The task it was given:
+            {run.Input}
+
+            Its answer:
+            {finished.Output}
+            """;
+        var child = await StartAsync(checker, input, "checker", cancellationToken, run.Id);
+        step = step with { ChildRunId = child.Id };
+        await store.PutStepAsync(step, cancellationToken);
+        return step;
+    }
+
+    /// <summary>Waits for the checker's run; its cost stays its own (the checker is billed as itself, not as the maker).</summary>
+    private async Task<(RunStepRecord Step, (string Status, string Reason)? Wait)> AwaitCheckAsync(RunRecord run, AgentConfig maker, RunStepRecord step, CancellationToken cancellationToken)
+    {
+        if (step.Status == StepKinds.Done)
+        {
+            return (step, null);
+        }
+
+        if (step.ChildRunId is null)
+        {
+            // Interrupted before the checker's run existed: start it now.
+            step = await StartCheckAsync(run, maker, step.Name ?? maker.Checker!, new NextStep.Finished(step.Seq, Conversation.LastAnswer(await store.StepsAsync(run.Id, cancellationToken))), cancellationToken);
+        }
+
+        var child = await WaitAsync(step.ChildRunId!, cancellationToken);
+        if (child is null || child.Status is RunStatus.AwaitingApproval or RunStatus.NeedsIntervention)
+        {
+            return (step, (RunStatus.AwaitingApproval, $"the checker's run {step.ChildRunId} waits: {child?.Reason}"));
+        }
+
+        var passed = child.Status == RunStatus.Completed && Conversation.Passed(child.Output);
+        var done = step with
+        {
+            Status = StepKinds.Done,
+            IsError = !passed,
+            Result = child.Status == RunStatus.Completed ? child.Output : $"the checker's run ended {child.Status}: {child.Reason}",
+            LatencyMs = Math.Round(((child.FinishedAt ?? time.GetUtcNow()) - child.CreatedAt).TotalMilliseconds, 3),
+            FinishedAt = time.GetUtcNow(),
+        };
+        await store.PutStepAsync(done, cancellationToken);
+        return (done, null);
+    }
+
+    private static string Shorten(string? text, int max) => text is null ? "" : text.Length <= max ? text : text[..(max - 1)] + "…";
+
     /// <summary>-32010: the call was sent and no answer came; it may have happened.</summary>
     private const int OutcomeUnknown = -32010;
 
@@ -560,5 +660,11 @@ public static class StepKinds
     public const string Model = "model";
     public const string Tool = "tool";
     public const string Started = "started";
+
+    /// <summary>The checker's grading of the maker's answer (a sub-run of the checker agent).</summary>
+    public const string Check = "check";
+
+    /// <summary>The checker's reasons, given to the maker as a user message for a revision round.</summary>
+    public const string Feedback = "feedback";
     public const string Done = "done";
 }

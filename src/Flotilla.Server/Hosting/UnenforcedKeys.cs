@@ -33,9 +33,6 @@ internal static class UnenforcedKeys
             yield return $"agent.skills is parsed but not loaded into runs: {Harness}";
         }
 
-        if (agents.Any(a => a.Checker is not null))
-        {
-            yield return $"agent.checker is validated (read-only grants) but does not grade runs yet: {Harness}";
-        }
+
     }
 }

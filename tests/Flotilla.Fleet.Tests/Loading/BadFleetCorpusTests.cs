@@ -32,6 +32,7 @@ public sealed class BadFleetCorpusTests
         { "a script on a real provider's model", "gateway:\n  providers:\n    - { name: o, type: openai }\n  models:\n    - { name: m, provider: o, script: [ { text: hi } ] }\n", "only a model of a simulated provider follows a script" },
         { "a script step that is two things", "gateway:\n  providers:\n    - { name: s, type: simulated }\n  models:\n    - { name: m, provider: s, script: [ { text: hi, tool: t } ] }\n", "a script step is one of" },
         { "args on a text step", "gateway:\n  providers:\n    - { name: s, type: simulated }\n  models:\n    - { name: m, provider: s, script: [ { text: hi, args: { a: 1 } } ] }\n", "only a tool step takes args" },
+        { "an unknown key under checker", "agent:\n  name: a\n  owner: t\n  checker: { agent: b, revisons: 2 }\n---\nagent:\n  name: b\n  owner: t\n  role: checker\n", "did you mean 'revisions'" },
         { "responses ttl too long", "gateway:\n  responses: { ttl: 400d }\n", "between 1m and 365d" },
         { "responses ttl not a duration", "gateway:\n  responses: { ttl: long }\n", "not a duration" },
         { "unknown key under responses", "gateway:\n  responses: { tll: 7d }\n", "did you mean 'ttl'" },

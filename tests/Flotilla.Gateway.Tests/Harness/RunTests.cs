@@ -294,3 +294,81 @@ public sealed class DelegationTests
         github.CallsTo("read_file").ShouldBe(1);
     }
 }
+
+/// <summary>Maker and checker: the checker grades a finished run; a fail sends the maker back for a revision round.</summary>
+public sealed class CheckerTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string Fleet(string verdict) => $$"""
+        gateway:
+          providers:
+            - { name: sim, type: simulated }
+          models:
+            - name: maker-model
+              provider: sim
+              price: { input_per_million: 1000, output_per_million: 1000 }
+              script:
+                - { text: "Draft v1" }
+                - { text: "Draft v2" }
+            - name: checker-model
+              provider: sim
+              price: { input_per_million: 1000, output_per_million: 1000 }
+              script:
+                - { text: "{{verdict}}" }
+        ---
+        agent:
+          name: writer
+          owner: docs
+          model: maker-model
+          checker: { agent: reviewer, revisions: 1 }
+        ---
+        agent:
+          name: reviewer
+          owner: docs
+          role: checker
+          model: checker-model
+        """;
+
+    private static async Task<JsonElement> RunAsync(GatewayHost host)
+    {
+        using var response = await host.Admin.PostAsJsonAsync("/api/agents/writer/runs", new { input = "Write the notes.", wait = true }, Ct);
+        var run = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        return await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{run.GetProperty("id").GetString()}", Ct);
+    }
+
+    [Fact]
+    public async Task A_pass_completes_the_run_with_the_makers_answer_and_the_checker_billed_as_itself()
+    {
+        await using var host = await GatewayHost.StartAsync(Fleet("PASS\\nClear and complete."));
+
+        var detail = await RunAsync(host);
+
+        var run = detail.GetProperty("run");
+        run.GetProperty("status").GetString().ShouldBe("completed", detail.ToString());
+        run.GetProperty("output").GetString().ShouldBe("Draft v1");
+        run.GetProperty("reason").GetString()!.ShouldContain("reviewer");
+        detail.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("kind").GetString()).ShouldBe(["model", "check"]);
+        var checkerRun = detail.GetProperty("steps")[1].GetProperty("child_run_id").GetString()!;
+        var check = (await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{checkerRun}", Ct)).GetProperty("run");
+        check.GetProperty("agent").GetString().ShouldBe("reviewer");
+        check.GetProperty("input").GetString()!.ShouldContain("Draft v1");
+        check.GetProperty("cost_usd").GetDecimal().ShouldBeGreaterThan(0);
+        run.GetProperty("cost_usd").GetDecimal().ShouldBe(detail.GetProperty("steps")[0].GetProperty("cost_usd").GetDecimal(), "the checker's cost is its own");
+    }
+
+    [Fact]
+    public async Task A_fail_sends_the_maker_back_once_with_the_reasons_then_fails_the_run()
+    {
+        await using var host = await GatewayHost.StartAsync(Fleet("FAIL\\nIt does not mention the date."));
+
+        var detail = await RunAsync(host);
+
+        var run = detail.GetProperty("run");
+        run.GetProperty("status").GetString().ShouldBe("failed", detail.ToString());
+        run.GetProperty("reason").GetString()!.ShouldContain("does not mention the date");
+        run.GetProperty("output").GetString().ShouldBe("Draft v2");
+        detail.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("kind").GetString()).ShouldBe(["model", "check", "feedback", "model", "check"]);
+        detail.GetProperty("steps")[2].GetProperty("result").GetString()!.ShouldContain("does not mention the date");
+    }
+}
