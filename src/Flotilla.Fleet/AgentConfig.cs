@@ -91,6 +91,9 @@ public sealed record HarnessConfig(int MaxSteps, long MaxTokensPerRun, int Timeo
 
     /// <summary>The same tool call with the same arguments this many times in a row ends the run as stuck. Default 3.</summary>
     public int StuckAfter { get; init; } = 3;
+
+    /// <summary>A human's denial of a tool call ends the run as <c>denied</c> (<c>on_denied: end</c>) instead of being the tool's result for the model.</summary>
+    public bool EndOnDenial { get; init; }
 }
 
 /// <summary>The heartbeat: a five-field cron expression, evaluated in UTC unless a time zone is given.</summary>

@@ -29,6 +29,7 @@ public static partial class FleetLoader
         ["priority"] = RoutingStrategy.Priority, ["weight"] = RoutingStrategy.Weight, ["latency"] = RoutingStrategy.Latency,
     };
 
+    private static readonly Dictionary<string, bool> DenialPolicies = new() { ["continue"] = false, ["end"] = true };
     private static readonly Dictionary<string, MissedBeats> MissedPolicies = new() { ["skip"] = MissedBeats.Skip, ["run_once"] = MissedBeats.RunOnce };
     private static readonly Dictionary<string, ModelKind> ModelKinds = new() { ["chat"] = ModelKind.Chat, ["embedding"] = ModelKind.Embedding };
 
@@ -79,7 +80,7 @@ public static partial class FleetLoader
 
     private static readonly Dictionary<string, string> AgentMisplacedKeys = new()
     {
-        ["max_steps"] = "harness", ["max_tokens_per_run"] = "harness", ["timeout_seconds"] = "harness", ["max_cost_per_run"] = "harness", ["stuck_after"] = "harness",
+        ["max_steps"] = "harness", ["max_tokens_per_run"] = "harness", ["timeout_seconds"] = "harness", ["max_cost_per_run"] = "harness", ["stuck_after"] = "harness", ["on_denied"] = "harness",
         ["schedule"] = "trigger", ["timezone"] = "trigger",
     };
 
@@ -724,6 +725,7 @@ public static partial class FleetLoader
             {
                 MaxCostPerRun = h.Decimal("max_cost_per_run", 0.000001m, 1_000_000m),
                 StuckAfter = h.Int("stuck_after", 2, 1_000) ?? harness.StuckAfter,
+                EndOnDenial = (h.Enum("on_denied", DenialPolicies) ?? false),
             };
             h.RejectUnknownKeys();
         }

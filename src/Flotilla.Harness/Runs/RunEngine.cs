@@ -339,6 +339,12 @@ public sealed partial class RunEngine(
                     unavailable = 0;
                     if (waitOrEnd is { } stop)
                     {
+                        if (RunStatus.IsTerminal(stop.Status))
+                        {
+                            await EndAsync(run, stop.Status, stop.Reason, null, cancellationToken);
+                            return;
+                        }
+
                         run = run with { Status = stop.Status, Reason = stop.Reason, UpdatedAt = time.GetUtcNow() };
                         await store.UpdateAsync(run, cancellationToken);
                         return;
@@ -462,6 +468,12 @@ public sealed partial class RunEngine(
 
         var done = started with { Status = StepKinds.Done, Result = result.Text, IsError = result.IsError, LatencyMs = latency, FinishedAt = time.GetUtcNow() };
         await store.PutStepAsync(done, cancellationToken);
+        if (started.ApprovalId is not null && result.ErrorCode == Forbidden && agent.Harness.EndOnDenial)
+        {
+            // A human said no, and this loop is declared to stop there (harness.on_denied: end).
+            return (done, (RunStatus.Denied, $"'{call.Name}' was denied: {result.Text}"));
+        }
+
         return (done, null);
     }
 
@@ -597,6 +609,9 @@ public sealed partial class RunEngine(
 
     /// <summary>-32010: the call was sent and no answer came; it may have happened.</summary>
     private const int OutcomeUnknown = -32010;
+
+    /// <summary>-32003: the gateway refused the call (a grant, a guardrail, a human's denial).</summary>
+    private const int Forbidden = -32003;
 
     /// <summary>-32004: the tool's server is unavailable; the call was not sent.</summary>
     private const int Unavailable = -32004;

@@ -167,6 +167,32 @@ public sealed class RunTests
         github.CallsTo("merge_pr").ShouldBe(1);
     }
 
+    [Theory]
+    [InlineData("continue")]
+    [InlineData("end")]
+    public async Task A_denial_is_the_tools_result_for_the_model_or_ends_the_run_as_declared(string onDenied)
+    {
+        await using var github = await FakeMcpServer.StartAsync();
+        await using var mcp = await McpHost.StartAsync(Fleet(github, """
+            - { tool: github__merge_pr, args: { number: 42 } }
+            - { last_tool_result: true }
+            """, $"  harness: {{ on_denied: {onDenied} }}"), ready: 1);
+        var host = mcp.Host;
+        var id = (await StartAsync(host, wait: false)).GetProperty("id").GetString()!;
+        var waiting = await UntilAsync(host, id, "awaiting_approval");
+        var approval = waiting.GetProperty("steps")[1].GetProperty("approval_id").GetString()!;
+
+        using (var denied = await host.Admin.PostAsJsonAsync($"/api/approvals/{approval}/deny", new { reason = "not before the release freeze ends" }, Ct))
+        {
+            denied.StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+
+        var ended = await UntilAsync(host, id, onDenied == "end" ? "denied" : "completed");
+        var text = onDenied == "end" ? ended.GetProperty("run").GetProperty("reason").GetString()! : ended.GetProperty("run").GetProperty("output").GetString()!;
+        text.ShouldContain("not before the release freeze ends");
+        github.CallsTo("merge_pr").ShouldBe(0);
+    }
+
     [Fact]
     public async Task A_side_effect_cut_off_by_a_stop_needs_a_human_then_the_run_resumes_without_repeating_it()
     {
