@@ -99,7 +99,15 @@ public static partial class FleetLoader
             return new FleetLoadResult(null, [new FleetError(new SourceLocation(path, 1, 1), $"cannot read the fleet file: {e.Message}")]);
         }
 
-        return Parse(text, path);
+        var result = Parse(text, path);
+        if (!result.IsValid)
+        {
+            return result;
+        }
+
+        // Pinned instructions and skills are files beside the fleet file: a fleet naming one that is not there is refused.
+        var missing = PinnedFiles.Check(result.Fleet!, path);
+        return missing.Count == 0 ? result : new FleetLoadResult(null, missing);
     }
 
     /// <summary>Parses and validates fleet YAML; <paramref name="file"/> names it in messages.</summary>

@@ -6,38 +6,51 @@ namespace Flotilla.Harness.Runs;
 public sealed class InstructionsException(string message) : Exception(message);
 
 /// <summary>
-/// The system prompt of a run. Pinned instructions <c>./triage.md@v6</c> are the file <c>triage@v6.md</c> beside the fleet
-/// file (the version goes before the extension); without instructions the prompt names the agent and its description.
+/// The system prompt of a run: the agent's pinned instructions (<see cref="PinnedFiles.InstructionsPath"/>), or, without
+/// them, a line naming the agent, its owner and description; then each pinned skill's name, description and body.
 /// </summary>
 public static class Instructions
 {
     public static string SystemPrompt(AgentConfig agent, string? fleetDirectory)
     {
+        var directory = fleetDirectory ?? Directory.GetCurrentDirectory();
+        string prompt;
         if (agent.Instructions is not { } pinned)
         {
-            return agent.Description is { Length: > 0 } description
+            prompt = agent.Description is { Length: > 0 } description
                 ? $"You are {agent.Name}, an unattended loop owned by {agent.Owner}: {description}"
                 : $"You are {agent.Name}, an unattended loop owned by {agent.Owner}.";
         }
+        else
+        {
+            var path = PinnedFiles.InstructionsPath(pinned, directory);
+            try
+            {
+                prompt = File.ReadAllText(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new InstructionsException($"instructions {pinned} of agent '{agent.Name}' could not be read from {path}: {e.Message}");
+            }
+        }
 
-        var path = FileFor(pinned, fleetDirectory ?? Directory.GetCurrentDirectory());
-        try
+        foreach (var skill in agent.Skills)
         {
-            return File.ReadAllText(path);
+            var path = PinnedFiles.SkillPath(skill, directory);
+            try
+            {
+                var read = PinnedFiles.ReadSkill(path, skill.Name);
+                prompt += $"\n\n## Skill: {read.Name} ({skill.Version})\n{read.Description}\n\n{read.Body}";
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+                throw new InstructionsException($"skill {skill} of agent '{agent.Name}' could not be read from {path}: {e.Message}");
+            }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InstructionsException($"instructions {pinned} of agent '{agent.Name}' could not be read from {path}: {e.Message}");
-        }
+
+        return prompt;
     }
 
     /// <summary><c>./triage.md@v6</c> → <c>DIR/triage@v6.md</c>.</summary>
-    public static string FileFor(VersionedRef pinned, string directory)
-    {
-        var name = pinned.Name;
-        var extension = Path.GetExtension(name);
-        var stem = name[..^extension.Length];
-        var file = pinned.Version is null ? name : $"{stem}@{pinned.Version}{extension}";
-        return Path.GetFullPath(Path.Combine(directory, file));
-    }
+    public static string FileFor(VersionedRef pinned, string directory) => PinnedFiles.InstructionsPath(pinned, directory);
 }

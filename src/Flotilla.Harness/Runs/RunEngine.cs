@@ -75,7 +75,7 @@ public sealed partial class RunEngine(
         await store.UpdateAsync(cancelled, cancellationToken);
         if (_active.TryGetValue(id, out var active))
         {
-            await active.Stop.CancelAsync();
+            await StopQuietlyAsync(active.Stop);
         }
 
         // Its delegations end with it.
@@ -169,11 +169,23 @@ public sealed partial class RunEngine(
         // Runs in flight stop where they are and stay "running": the next start resumes them from their last step.
         foreach (var (_, active) in _active)
         {
-            await active.Stop.CancelAsync();
+            await StopQuietlyAsync(active.Stop);
         }
 
         await Task.WhenAll(_active.Values.Select(a => a.Drive)).WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
         await base.StopAsync(cancellationToken);
+    }
+
+    /// <summary>Stops a run's drive; one that just ended has disposed its source already.</summary>
+    private static async Task StopQuietlyAsync(CancellationTokenSource stop)
+    {
+        try
+        {
+            await stop.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
     }
 
     private async Task ResumeDecidedAsync(CancellationToken cancellationToken)

@@ -21,7 +21,8 @@ public sealed record FleetApplyResult(IReadOnlyList<string> Errors, IReadOnlyLis
 /// version they started with; spend, counters, cache, target health and keys carry over (they live outside the snapshot).
 /// An invalid fleet changes nothing. Applies are serialised; a plan never waits.
 /// </summary>
-public sealed partial class FleetApplier(LiveFleet fleet, IFleetRevisionStore revisions, TimeProvider time, ILogger<FleetApplier> logger)
+public sealed partial class FleetApplier(
+    LiveFleet fleet, IFleetRevisionStore revisions, Flotilla.Harness.Runs.HarnessOptions options, TimeProvider time, ILogger<FleetApplier> logger)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile string? _yaml;
@@ -49,10 +50,26 @@ public sealed partial class FleetApplier(LiveFleet fleet, IFleetRevisionStore re
         fleet.Apply(fleet.Fleet, number);
     }
 
+    /// <summary>
+    /// Parses and validates <paramref name="yaml"/>; its pinned instructions and skills must be beside the fleet file this
+    /// server serves (where its runs read them).
+    /// </summary>
+    private FleetLoadResult Load(string yaml, string file)
+    {
+        var loaded = FleetLoader.Parse(yaml, file);
+        if (!loaded.IsValid || options.FleetDirectory is not { } directory)
+        {
+            return loaded;
+        }
+
+        var missing = Flotilla.Fleet.PinnedFiles.Check(loaded.Fleet!, Path.Combine(directory, Path.GetFileName(file) is { Length: > 0 } name ? name : "fleet.yaml"));
+        return missing.Count == 0 ? loaded : new FleetLoadResult(null, missing);
+    }
+
     /// <summary>Validates <paramref name="yaml"/> and lists what applying it would change; changes nothing.</summary>
     public FleetApplyResult Plan(string yaml, string file)
     {
-        var loaded = FleetLoader.Parse(yaml, file);
+        var loaded = Load(yaml, file);
         return loaded.IsValid
             ? new FleetApplyResult([], FleetPlan.Compare(_yaml, yaml), fleet.Revision, Applied: false)
             : new FleetApplyResult(loaded.Errors.Select(e => e.ToString()).ToList(), [], fleet.Revision, Applied: false);
@@ -64,7 +81,7 @@ public sealed partial class FleetApplier(LiveFleet fleet, IFleetRevisionStore re
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var loaded = FleetLoader.Parse(yaml, file);
+            var loaded = Load(yaml, file);
             if (!loaded.IsValid)
             {
                 return new FleetApplyResult(loaded.Errors.Select(e => e.ToString()).ToList(), [], fleet.Revision, Applied: false);

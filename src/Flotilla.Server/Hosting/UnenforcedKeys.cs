@@ -9,7 +9,6 @@ namespace Flotilla.Server.Hosting;
 /// </summary>
 internal static class UnenforcedKeys
 {
-    private const string Harness = "this part of the harness is not built yet (runs start on demand: ./flotilla run NAME)";
 
     public static IEnumerable<string> In(FleetConfig fleet)
     {
@@ -28,10 +27,7 @@ internal static class UnenforcedKeys
         }
 
         var agents = fleet.Agents;
-        if (agents.Any(a => a.Skills.Count > 0))
-        {
-            yield return $"agent.skills is parsed but not loaded into runs: {Harness}";
-        }
+
 
 
     }

@@ -105,6 +105,36 @@ public sealed class ExampleFleetTests
     }
 
     [Fact]
+    public void Pinned_instructions_and_skills_must_be_beside_the_fleet_file()
+    {
+        var directory = Directory.CreateTempSubdirectory("flotilla-pinned-").FullName;
+        try
+        {
+            var fleet = Path.Combine(directory, "fleet.yaml");
+            File.WriteAllText(fleet, "agent:\n  name: triage\n  owner: ops\n  instructions: ./triage.md@v6\n  skills: [runbook@v3]\n");
+
+            var missing = FleetLoader.LoadFile(fleet);
+            missing.IsValid.ShouldBeFalse();
+            missing.Errors.Select(e => e.Message).ShouldBe([
+                "agent 'triage': instructions ./triage.md@v6 are the file triage@v6.md beside the fleet file, which does not exist; add it or fix the version",
+                $"agent 'triage': skill runbook@v3 is the folder {Path.Combine("skills", "runbook@v3")} with a SKILL.md, which cannot be read; add it or fix the version",
+            ]);
+
+            File.WriteAllText(Path.Combine(directory, "triage@v6.md"), "You triage.");
+            Directory.CreateDirectory(Path.Combine(directory, "skills", "runbook@v3"));
+            File.WriteAllText(Path.Combine(directory, "skills", "runbook@v3", "SKILL.md"), "---\nname: playbook\ndescription: d\n---\nbody");
+            FleetLoader.LoadFile(fleet).Errors.ShouldHaveSingleItem().Message.ShouldContain("names it 'playbook', not 'runbook'");
+
+            File.WriteAllText(Path.Combine(directory, "skills", "runbook@v3", "SKILL.md"), "---\nname: runbook\ndescription: How to triage.\n---\nSteps.");
+            FleetLoader.LoadFile(fleet).IsValid.ShouldBeTrue();
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void The_harness_example_loads_with_a_scripted_model()
     {
         var fleet = LoadExample("examples/harness/fleet.yaml");

@@ -19,7 +19,7 @@ public sealed class FleetLoaderErrorTests
             """;
 
         SingleError(yaml).ShouldBe(
-            $"{At(yaml, "max_token_per_run")}: agent.harness.max_token_per_run: unknown key; did you mean 'max_tokens_per_run'? (known: max_cost_per_run, max_steps, max_tokens_per_run, stuck_after, timeout_seconds)");
+            $"{At(yaml, "max_token_per_run")}: agent.harness.max_token_per_run: unknown key; did you mean 'max_tokens_per_run'? (known: max_cost_per_run, max_steps, max_tokens_per_run, on_denied, stuck_after, timeout_seconds)");
     }
 
     [Theory]
@@ -738,7 +738,7 @@ public sealed class FleetLoaderErrorTests
             $"{At(yaml, "50/fortnight")}: gateway.budgets[0].limit: '50/fortnight' is not a budget; write USD/WINDOW such as 50/day (windows: minute, hour, day, week, month)",
             $"{At(yaml, "triage-default", 2)}: agent 'bug-report-triage': model 'triage-default' is neither a virtual model nor a model (declared: gpt-4o-mini); declare it under gateway or fix the name",
             $"{At(yaml, "triage-runbook")}: agent.skills: 'triage-runbook' is not pinned; write triage-runbook@VERSION (e.g. triage-runbook@v1) so that an edit cannot reach this loop unreviewed",
-            $"{At(yaml, "max_stepz")}: agent.harness.max_stepz: unknown key; did you mean 'max_steps'? (known: max_cost_per_run, max_steps, max_tokens_per_run, stuck_after, timeout_seconds)",
+            $"{At(yaml, "max_stepz")}: agent.harness.max_stepz: unknown key; did you mean 'max_steps'? (known: max_cost_per_run, max_steps, max_tokens_per_run, on_denied, stuck_after, timeout_seconds)",
             Errors(yaml)[^1],
         ]);
         Errors(yaml)[^1].ShouldStartWith($"{At(yaml, "\"0 6")}: agent.trigger.schedule: '0 6 * * 8' is not a five-field cron expression");

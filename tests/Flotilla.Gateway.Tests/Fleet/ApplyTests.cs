@@ -87,6 +87,22 @@ public sealed class ApplyTests
     }
 
     [Fact]
+    public async Task A_fleet_pinning_instructions_that_are_not_beside_the_served_fleet_file_is_refused()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var yaml = Yaml(upstream);
+        await using var host = await GatewayHost.StartAsync(yaml);
+        var pinned = yaml + "\n---\nagent: { name: writer, owner: docs, instructions: ./writer.md@v2 }\n";
+
+        using var refused = await host.Admin.PostAsync("/api/fleet", new StringContent(GatewayHost.WithAgent(pinned), Encoding.UTF8, "application/yaml"), Ct);
+        refused.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await GatewayHost.ReadJsonAsync(refused)).GetProperty("errors")[0].GetString()!.ShouldContain("writer@v2.md");
+
+        await File.WriteAllTextAsync(Path.Combine(host.DataDirectory, "writer@v2.md"), "You write.", Ct);
+        (await ApplyAsync(host, pinned)).GetProperty("revision").GetInt32().ShouldBe(2);
+    }
+
+    [Fact]
     public async Task An_invalid_fleet_is_refused_with_every_error_and_nothing_changes()
     {
         await using var upstream = await FakeUpstream.StartAsync();

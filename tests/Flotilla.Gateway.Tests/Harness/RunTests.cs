@@ -256,6 +256,52 @@ public sealed class RunTests
     }
 }
 
+/// <summary>A run's system prompt: the agent's pinned instructions file, then its pinned skills.</summary>
+public sealed class InstructionsTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task The_model_is_given_the_pinned_instructions_and_skills_and_a_missing_file_fails_the_run_saying_where()
+    {
+        await using var openai = await FakeUpstream.StartAsync("gpt");
+        await using var host = await GatewayHost.StartAsync($$"""
+            gateway:
+              providers:
+                - { name: openai, type: openai, base_url: "{{openai.BaseUrl}}" }
+              models:
+                - { name: gpt, provider: openai, model: gpt-4o-mini }
+            ---
+            agent:
+              name: writer
+              owner: docs
+              model: gpt
+              instructions: ./writer.md@v3
+              skills: [house-style@v2]
+            """);
+        var directory = host.DataDirectory;
+        using (var missing = await host.Admin.PostAsJsonAsync("/api/agents/writer/runs", new { input = "Write.", wait = true }, Ct))
+        {
+            var failed = await missing.Content.ReadFromJsonAsync<JsonElement>(Ct);
+            failed.GetProperty("status").GetString().ShouldBe("failed");
+            failed.GetProperty("reason").GetString()!.ShouldContain("writer@v3.md");
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(directory, "writer@v3.md"), "You write the release notes, in plain words.", Ct);
+        Directory.CreateDirectory(Path.Combine(directory, "skills", "house-style@v2"));
+        await File.WriteAllTextAsync(Path.Combine(directory, "skills", "house-style@v2", "SKILL.md"),
+            "---\nname: house-style\ndescription: How Northwind writes.\n---\nShort sentences. No jargon.", Ct);
+        using var response = await host.Admin.PostAsJsonAsync("/api/agents/writer/runs", new { input = "Write.", wait = true }, Ct);
+        (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("status").GetString().ShouldBe("completed");
+
+        var system = openai.Requests.Single().Json["messages"]![0]!;
+        system["role"]!.GetValue<string>().ShouldBe("system");
+        var prompt = system["content"]!.GetValue<string>();
+        prompt.ShouldStartWith("You write the release notes, in plain words.");
+        prompt.ShouldContain("## Skill: house-style (v2)\nHow Northwind writes.\n\nShort sentences. No jargon.");
+    }
+}
+
 /// <summary>Sub-agents: a root run delegates through the built-in tool; the sub-run is its own run with only the task as context.</summary>
 public sealed class DelegationTests
 {

@@ -154,7 +154,7 @@ public sealed class StartupTests : IDisposable
         var warnings = console.ToString().Split('\n').Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToList();
         foreach (var key in new[]
         {
-            "agent.owns names 'release-notes-draft' with no gateway.artifacts entry", "agent.skills",
+            "agent.owns names 'release-notes-draft' with no gateway.artifacts entry",
         })
         {
             warnings.Count(w => w.StartsWith("warning: " + key, StringComparison.Ordinal)).ShouldBe(1, key);
@@ -162,7 +162,7 @@ public sealed class StartupTests : IDisposable
 
         // The MCP gateway enforces guardrails on tools, the destructive list, servers and grants: no warning for them.
         // The harness enforces run limits and reads pinned instructions: no warning for them either.
-        foreach (var enforced in new[] { "gateway.guardrails.mcp_", "gateway.destructive_tools", "mcp_server", "agent.mcp_servers", "gateway.guardrails.llm_input", "agent.harness", "agent.instructions", "agent.trigger", "agent.subagents", "agent.checker" })
+        foreach (var enforced in new[] { "gateway.guardrails.mcp_", "gateway.destructive_tools", "mcp_server", "agent.mcp_servers", "gateway.guardrails.llm_input", "agent.harness", "agent.instructions", "agent.trigger", "agent.subagents", "agent.checker", "agent.skills" })
         {
             warnings.ShouldNotContain(w => w.StartsWith("warning: " + enforced, StringComparison.Ordinal), enforced);
         }
