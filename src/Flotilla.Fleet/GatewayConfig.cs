@@ -122,7 +122,14 @@ public sealed record ModelConfig(
 /// One scripted answer: call a tool (<see cref="Tool"/> with <see cref="ArgumentsJson"/>), answer with <see cref="Text"/>, or
 /// answer with whatever the last tool returned (<see cref="LastToolResult"/>).
 /// </summary>
-public sealed record ScriptStep(string? Tool, string? ArgumentsJson, string? Text, bool LastToolResult);
+public sealed record ScriptStep(string? Tool, string? ArgumentsJson, string? Text, bool LastToolResult)
+{
+    /// <summary>The tool calls of the step: one for <c>tool</c>, several for <c>calls: [ { tool, args }, … ]</c> (made in one answer).</summary>
+    public IReadOnlyList<ScriptCall> Calls { get; init; } = [];
+}
+
+/// <summary>One tool call of a scripted step.</summary>
+public sealed record ScriptCall(string Tool, string ArgumentsJson);
 
 public enum ModelKind { Chat, Embedding }
 

@@ -358,9 +358,22 @@ public static partial class FleetLoader
         return model;
     }
 
-    /// <summary><c>{ tool: NAME, args: { … } }</c>, <c>{ text: "…" }</c> or <c>{ last_tool_result: true }</c>.</summary>
+    /// <summary><c>{ tool: NAME, args: { … } }</c>, <c>{ calls: [ { tool, args }, … ] }</c>, <c>{ text: "…" }</c> or <c>{ last_tool_result: true }</c>.</summary>
     private static ScriptStep ReadScriptStep(YamlMap map)
     {
+        if (map.Has("calls"))
+        {
+            var calls = Items(map, "calls").Select(ReadScriptStep).ToList();
+            if (calls.Count == 0 || calls.Any(c => c.Tool is null))
+            {
+                map.Diagnostics.Error(map.LocationOf("calls"), $"{map.Sub("calls")}: a list of {{ tool: NAME, args: {{…}} }}, made in one answer");
+            }
+
+            map.RejectUnknownKeys();
+            var made = calls.Where(c => c.Tool is not null).Select(c => new ScriptCall(c.Tool!, c.ArgumentsJson ?? "{}")).ToList();
+            return new ScriptStep(made.FirstOrDefault()?.Tool, made.FirstOrDefault()?.ArgumentsJson, null, false) { Calls = made };
+        }
+
         var tool = map.String("tool");
         var text = map.String("text");
         var last = map.Bool("last_tool_result") ?? false;
@@ -387,7 +400,7 @@ public static partial class FleetLoader
         }
 
         map.RejectUnknownKeys();
-        return new ScriptStep(tool, tool is null ? null : arguments ?? "{}", text, last);
+        return new ScriptStep(tool, tool is null ? null : arguments ?? "{}", text, last) { Calls = tool is null ? [] : [new ScriptCall(tool, arguments ?? "{}")] };
     }
 
     private static RoutingConfig ReadRouting(YamlMap? map)

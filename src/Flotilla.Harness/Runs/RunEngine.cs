@@ -194,8 +194,9 @@ public sealed partial class RunEngine(
         {
             var steps = await store.StepsAsync(run.Id, cancellationToken);
             var waiting = steps.FirstOrDefault(s => s.Kind is StepKinds.Tool or StepKinds.Check && s.Status != StepKinds.Done);
+            // Decided, or expired unanswered (which the gate treats as a refusal when the call is retried).
             if (waiting is { ApprovalId: { } approvalId } && await approvals.GetAsync(approvalId, cancellationToken) is { } approval
-                && approval.Status != ApprovalStatus.Pending)
+                && (approval.Status != ApprovalStatus.Pending || approval.ExpiresAt <= time.GetUtcNow()))
             {
                 await ResumeAsync(run.Id, cancellationToken);
             }

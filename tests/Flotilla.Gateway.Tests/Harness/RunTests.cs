@@ -367,6 +367,61 @@ public sealed class DelegationTests
     }
 }
 
+/// <summary>Two delegations in one answer run side by side.</summary>
+public sealed class ParallelDelegationTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task The_delegations_of_one_answer_start_together_and_both_answers_come_back()
+    {
+        await using var host = await GatewayHost.StartAsync("""
+            gateway:
+              providers:
+                - { name: sim, type: simulated }
+                - { name: slow, type: simulated, simulate: { latency_ms: 400 } }
+              models:
+                - name: lead-model
+                  provider: sim
+                  script:
+                    - calls:
+                        - { tool: delegate, args: { agent: explorer, task: "Read the API docs." } }
+                        - { tool: delegate, args: { agent: explorer, task: "Read the changelog." } }
+                    - { text: "Both read." }
+                - name: explorer-model
+                  provider: slow
+                  script:
+                    - { text: "Read it." }
+            ---
+            agent:
+              name: lead
+              owner: docs
+              model: lead-model
+              subagents: [explorer]
+            ---
+            agent:
+              name: explorer
+              owner: docs
+              model: explorer-model
+            """);
+
+        using var response = await host.Admin.PostAsJsonAsync("/api/agents/lead/runs", new { input = "Read everything.", wait = true }, Ct);
+        var run = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        run.GetProperty("status").GetString().ShouldBe("completed", run.ToString());
+        var detail = await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{run.GetProperty("id").GetString()}", Ct);
+        var children = new List<JsonElement>();
+        foreach (var step in detail.GetProperty("steps").EnumerateArray().Where(s => s.TryGetProperty("child_run_id", out _)))
+        {
+            children.Add((await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{step.GetProperty("child_run_id").GetString()}", Ct)).GetProperty("run"));
+            step.GetProperty("result").GetString().ShouldBe("Read it.");
+        }
+
+        children.Select(c => c.GetProperty("input").GetString()).ShouldBe(["Read the API docs.", "Read the changelog."]);
+        // The second started before the first finished: they ran side by side, not one after the other.
+        children[1].GetProperty("created_at").GetDateTimeOffset().ShouldBeLessThan(children[0].GetProperty("finished_at").GetDateTimeOffset());
+    }
+}
+
 /// <summary>Maker and checker: the checker grades a finished run; a fail sends the maker back for a revision round.</summary>
 public sealed class CheckerTests
 {

@@ -58,7 +58,13 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
 
     private sealed record SimulatedAnswer(string? Text, string? ToolName, string? ToolArguments, string? ToolCallId)
     {
-        public long OutputTokens => Math.Max(1, ((Text?.Length ?? 0) + (ToolArguments?.Length ?? 0) + (ToolName?.Length ?? 0)) / 4);
+        /// <summary>Every tool call of the answer: the one above, then <see cref="MoreCalls"/>.</summary>
+        public IReadOnlyList<(string Id, string Name, string Arguments)> Calls =>
+            ToolName is null ? [] : [(ToolCallId!, ToolName, ToolArguments ?? "{}"), .. MoreCalls];
+
+        public IReadOnlyList<(string Id, string Name, string Arguments)> MoreCalls { get; init; } = [];
+
+        public long OutputTokens => Math.Max(1, ((Text?.Length ?? 0) + Calls.Sum(c => c.Arguments.Length + c.Name.Length)) / 4);
     }
 
     /// <summary>
@@ -89,11 +95,11 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
         }
 
         var step = script[turns];
-        if (step.Tool is { } tool)
+        if (step.Calls.Count > 0)
         {
-            var arguments = step.ArgumentsJson ?? "{}";
-            var callId = $"call_{turns}_" + Hash(Encoding.UTF8.GetBytes(tool + arguments)).ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
-            return new SimulatedAnswer(null, tool, arguments, callId);
+            var calls = step.Calls.Select((c, k) =>
+                ($"call_{turns}_{k}_" + Hash(Encoding.UTF8.GetBytes(c.Tool + c.ArgumentsJson)).ToString("x8", System.Globalization.CultureInfo.InvariantCulture), c.Tool, c.ArgumentsJson)).ToList();
+            return new SimulatedAnswer(null, calls[0].Tool, calls[0].ArgumentsJson, calls[0].Item1) { MoreCalls = calls.Skip(1).Select(c => (c.Item1, c.Tool, c.ArgumentsJson)).ToList() };
         }
 
         return new SimulatedAnswer(step.LastToolResult ? lastToolResult : step.Text ?? "", null, null, null);
@@ -254,14 +260,18 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
             if (answer.ToolName is not null)
             {
                 writer.WriteStartArray("tool_calls");
-                writer.WriteStartObject();
-                writer.WriteString("id", answer.ToolCallId);
-                writer.WriteString("type", "function");
-                writer.WriteStartObject("function");
-                writer.WriteString("name", answer.ToolName);
-                writer.WriteString("arguments", answer.ToolArguments);
-                writer.WriteEndObject();
-                writer.WriteEndObject();
+                foreach (var (callId, name, arguments) in answer.Calls)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("id", callId);
+                    writer.WriteString("type", "function");
+                    writer.WriteStartObject("function");
+                    writer.WriteString("name", name);
+                    writer.WriteString("arguments", arguments);
+                    writer.WriteEndObject();
+                    writer.WriteEndObject();
+                }
+
                 writer.WriteEndArray();
             }
 
@@ -309,23 +319,24 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
             }
         }
 
-        if (answer.ToolName is not null)
+        var index = 0;
+        foreach (var (callId, name, arguments) in answer.Calls)
         {
+            var at = index++;
             Chunk(w =>
             {
                 w.WriteStartArray("tool_calls");
                 w.WriteStartObject();
-                w.WriteNumber("index", 0);
-                w.WriteString("id", answer.ToolCallId);
+                w.WriteNumber("index", at);
+                w.WriteString("id", callId);
                 w.WriteString("type", "function");
                 w.WriteStartObject("function");
-                w.WriteString("name", answer.ToolName);
+                w.WriteString("name", name);
                 w.WriteString("arguments", "");
                 w.WriteEndObject();
                 w.WriteEndObject();
                 w.WriteEndArray();
             }, null);
-            var arguments = answer.ToolArguments ?? "{}";
             for (var i = 0; i < arguments.Length; i += 16)
             {
                 var part = arguments.Substring(i, Math.Min(16, arguments.Length - i));
@@ -333,7 +344,7 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
                 {
                     w.WriteStartArray("tool_calls");
                     w.WriteStartObject();
-                    w.WriteNumber("index", 0);
+                    w.WriteNumber("index", at);
                     w.WriteStartObject("function");
                     w.WriteString("arguments", part);
                     w.WriteEndObject();
