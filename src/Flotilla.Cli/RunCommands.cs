@@ -114,14 +114,19 @@ internal static class RunCommands
                 $"{r.GetProperty("input_tokens").GetInt64()}/{r.GetProperty("output_tokens").GetInt64()} tokens, ${r.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture)}" +
                 (Str(r, "reason") is { Length: > 0 } why ? $"\n  why: {Cell(why)}" : ""));
             AnsiConsole.MarkupLine($"  input: {Cell(Shorten(Str(r, "input"), 300))}");
-            var table = new Table().Border(TableBorder.Simple).AddColumns("#", "kind", "name", "state", "tokens in/out", "cost $", "ms", "what happened");
+            var verdicts = result.RootElement.TryGetProperty("guardrails", out var g)
+                ? g.EnumerateArray().ToDictionary(v => v.GetProperty("seq").GetInt32(), v => string.Join(", ", v.GetProperty("verdicts").EnumerateArray()
+                    .Select(x => $"{Str(x, "hook")} {Str(x, "guardrail")}: {Str(x, "outcome")}")))
+                : [];
+            var table = new Table().Border(TableBorder.Simple).AddColumns("#", "kind", "name", "state", "tokens in/out", "cost $", "ms", "what happened", "guardrails");
             foreach (var s in result.RootElement.GetProperty("steps").EnumerateArray())
             {
                 table.AddRow(s.GetProperty("seq").GetInt32().ToString(CultureInfo.InvariantCulture), Cell(Str(s, "kind")), Cell(Str(s, "name")),
                     s.GetProperty("is_error").GetBoolean() ? "[red]error[/]" : Cell(Str(s, "status")),
                     $"{s.GetProperty("input_tokens").GetInt64()}/{s.GetProperty("output_tokens").GetInt64()}",
                     s.GetProperty("cost_usd").GetDecimal().ToString("0.######", CultureInfo.InvariantCulture),
-                    s.GetProperty("latency_ms").GetDouble().ToString("0.#", CultureInfo.InvariantCulture), Cell(Shorten(Describe(s), 90)));
+                    s.GetProperty("latency_ms").GetDouble().ToString("0.#", CultureInfo.InvariantCulture), Cell(Shorten(Describe(s), 90)),
+                    Cell(Shorten(verdicts.GetValueOrDefault(s.GetProperty("seq").GetInt32()) ?? "", 80)));
             }
 
             AnsiConsole.Write(table);

@@ -29,6 +29,9 @@ public sealed record AgentConfig(
     /// <summary>The agent that grades this one's work; it must hold only read grants.</summary>
     public string? Checker { get; init; }
 
+    /// <summary>Instructions written in the fleet file itself (any <c>instructions</c> value that is not a file reference).</summary>
+    public string? InlineInstructions { get; init; }
+
     /// <summary>Revision rounds a failed check sends the maker back for (<c>checker: { agent, revisions }</c>). Default 1.</summary>
     public int CheckerRevisions { get; init; } = 1;
 }

@@ -17,6 +17,9 @@ public sealed record GovernedTool(string Name, string? Description, JsonElement 
 /// <param name="ApprovalId">Set when the call awaits a human's approval (it has not run).</param>
 public sealed record GovernedToolResult(string Text, bool IsError, int? ErrorCode, string? ApprovalId)
 {
+    /// <summary>The id of the call's trace record (its guardrail verdicts, approval and idempotency outcome).</summary>
+    public string? TraceId { get; init; }
+
     public bool AwaitsApproval => ApprovalId is not null && ErrorCode is null && IsError;
 }
 
@@ -78,9 +81,10 @@ public sealed class GovernedToolCalls
         }
 
         var request = new CallToolRequestParams { Name = tool, Arguments = arguments, Meta = meta };
+        string? traceId = null;
         try
         {
-            var result = await _pipeline.CallAsync(Principal(agent), request, cancellationToken);
+            var result = await _pipeline.CallAsync(Principal(agent), request, cancellationToken, id => traceId = id);
             var text = string.Join("\n", result.Content.OfType<TextContentBlock>().Select(c => c.Text));
             if (text.Length == 0 && result.StructuredContent is { } structured)
             {
@@ -88,11 +92,11 @@ public sealed class GovernedToolCalls
             }
 
             var approval = result.Meta?["flotilla/approval"]?["id"]?.GetValue<string>();
-            return new GovernedToolResult(text, result.IsError == true, null, result.IsError == true ? approval : null);
+            return new GovernedToolResult(text, result.IsError == true, null, result.IsError == true ? approval : null) { TraceId = traceId };
         }
         catch (McpProtocolException e)
         {
-            return new GovernedToolResult(e.Message, true, (int)e.ErrorCode, null);
+            return new GovernedToolResult(e.Message, true, (int)e.ErrorCode, null) { TraceId = traceId };
         }
     }
 

@@ -708,10 +708,19 @@ public static partial class FleetLoader
         var description = map.String("description");
         var model = map.String("model");
         VersionedRef? instructions = null;
+        string? inlineInstructions = null;
         if (map.String("instructions") is { } i)
         {
-            instructions = VersionedRef.Parse(i);
-            CheckPinned(map, map.LocationOf("instructions"), "instructions", instructions);
+            if (IsInstructionsFile(i))
+            {
+                instructions = VersionedRef.Parse(i);
+                CheckPinned(map, map.LocationOf("instructions"), "instructions", instructions);
+            }
+            else
+            {
+                // The text itself: versioned with the fleet file.
+                inlineInstructions = i;
+            }
         }
 
         var skills = new List<VersionedRef>();
@@ -803,6 +812,7 @@ public static partial class FleetLoader
             Role = role,
             Checker = checker,
             CheckerRevisions = revisions,
+            InlineInstructions = inlineInstructions,
         };
         diagnostics.Remember(agent, "role", map.LocationOf("role"));
         diagnostics.Remember(agent, "checker", map.LocationOf("checker"));
@@ -898,6 +908,12 @@ public static partial class FleetLoader
         map.RejectUnknownKeys();
         return settings;
     }
+
+    /// <summary>A file reference (<c>./triage.md@v6</c>, <c>triage.md@v6</c>) rather than the instructions' text itself.</summary>
+    private static bool IsInstructionsFile(string value) =>
+        !value.Contains('\n', StringComparison.Ordinal) && !value.Contains(' ', StringComparison.Ordinal)
+        && (value.StartsWith("./", StringComparison.Ordinal) || value.StartsWith("../", StringComparison.Ordinal)
+            || System.Text.RegularExpressions.Regex.IsMatch(value, @"^[\w./-]+\.(md|txt|markdown)(@\S*)?$"));
 
     private static void CheckPinned(YamlMap map, SourceLocation location, string key, VersionedRef reference)
     {

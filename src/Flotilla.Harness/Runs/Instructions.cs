@@ -15,7 +15,11 @@ public static class Instructions
     {
         var directory = fleetDirectory ?? Directory.GetCurrentDirectory();
         string prompt;
-        if (agent.Instructions is not { } pinned)
+        if (agent.InlineInstructions is { } inline)
+        {
+            prompt = inline;
+        }
+        else if (agent.Instructions is not { } pinned)
         {
             prompt = agent.Description is { Length: > 0 } description
                 ? $"You are {agent.Name}, an unattended loop owned by {agent.Owner}: {description}"

@@ -457,6 +457,7 @@ public sealed partial class RunEngine(
         var begun = time.GetTimestamp();
         var result = await tools.CallAsync(agent.Name, call.Name, call.Arguments, run.Id, call.Id, $"{run.Id}:{next.Seq}", started.ApprovalId, cancellationToken);
         var latency = Math.Round(time.GetElapsedTime(begun).TotalMilliseconds, 3);
+        started = started with { TraceId = result.TraceId };
         if (result.AwaitsApproval)
         {
             var waiting = started with { ApprovalId = result.ApprovalId, Result = result.Text, LatencyMs = latency };

@@ -32,11 +32,13 @@ internal sealed partial class ToolCallPipeline(
     TimeProvider time,
     ILogger<ToolCallPipeline> logger)
 {
-    public async ValueTask<CallToolResult> CallAsync(ClaimsPrincipal? user, CallToolRequestParams request, CancellationToken cancellationToken)
+    /// <param name="recorded">Told the id of the call's trace record (the harness keeps it on the run's step).</param>
+    public async ValueTask<CallToolResult> CallAsync(ClaimsPrincipal? user, CallToolRequestParams request, CancellationToken cancellationToken, Action<string>? recorded = null)
     {
         var headers = http.HttpContext?.Request.Headers;
         var (activity, traceId) = CallTracing.StartCall(headers, "tools/call");
         var recordId = headers?.ContainsKey("traceparent") == true ? $"{traceId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}" : traceId;
+        recorded?.Invoke(recordId);
         var call = new ToolCall(fleet.Current, traceId, recordId, activity, time.GetUtcNow(), time.GetTimestamp(), request.Name ?? "");
         try
         {

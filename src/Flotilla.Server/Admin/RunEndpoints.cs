@@ -11,7 +11,10 @@ namespace Flotilla.Server.Admin;
 
 internal sealed record StartRunRequest(string? Input, bool? Wait);
 
-internal sealed record RunDetail(RunRecord Run, IReadOnlyList<RunStepRecord> Steps);
+internal sealed record RunDetail(RunRecord Run, IReadOnlyList<RunStepRecord> Steps, IReadOnlyList<StepVerdicts> Guardrails);
+
+/// <summary>The guardrail verdicts on a step's trace (a model call's, or a tool call's).</summary>
+internal sealed record StepVerdicts(int Seq, IReadOnlyList<Flotilla.Storage.Traces.TraceVerdict> Verdicts);
 
 internal sealed record AgentDetail(
     string Name, string Owner, string? Description, string? Model, string Role, string? Checker,
@@ -48,10 +51,26 @@ internal static class RunEndpoints
             var limit = int.TryParse(context.Request.Query["limit"], out var l) && l is > 0 and <= 10_000 ? l : 100;
             return Results.Json(new ListResponse<RunRecord>(await runs.ListAsync(agent, status, limit, context.RequestAborted)), AdminJson.Relaxed.ListResponseRunRecord);
         });
-        api.MapGet("/runs/{id}", async (string id, IRunStore runs, CancellationToken cancellationToken) =>
-            await runs.GetAsync(id, cancellationToken) is { } run
-                ? Results.Json(new RunDetail(run, await runs.StepsAsync(id, cancellationToken)), AdminJson.Relaxed.RunDetail)
-                : NotFound(id));
+        api.MapGet("/runs/{id}", async (string id, IRunStore runs, Flotilla.Storage.Traces.ITraceStore traces, CancellationToken cancellationToken) =>
+        {
+            if (await runs.GetAsync(id, cancellationToken) is not { } run)
+            {
+                return NotFound(id);
+            }
+
+            var steps = await runs.StepsAsync(id, cancellationToken);
+            var verdicts = new List<StepVerdicts>();
+            foreach (var step in steps)
+            {
+                if (step.TraceId is { } traceId
+                    && await traces.QueryAsync(new Flotilla.Storage.Traces.TraceQuery(Id: traceId, Limit: 1), cancellationToken) is [{ Guardrails: { Count: > 0 } found }, ..])
+                {
+                    verdicts.Add(new StepVerdicts(step.Seq, found));
+                }
+            }
+
+            return Results.Json(new RunDetail(run, steps, verdicts), AdminJson.Relaxed.RunDetail);
+        });
         api.MapPost("/runs/{id}/cancel", async (string id, RunEngine engine, IRunStore runs, CancellationToken cancellationToken) =>
             await engine.CancelAsync(id, cancellationToken) is { } run
                 ? Results.Json(run, AdminJson.Relaxed.RunRecord)

@@ -302,6 +302,52 @@ public sealed class InstructionsTests
     }
 }
 
+/// <summary>Inline instructions, and the guardrail verdicts of each step shown with the run.</summary>
+public sealed class InlineInstructionsTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Inline_instructions_are_the_system_prompt_and_each_steps_verdicts_come_with_the_run()
+    {
+        await using var openai = await FakeUpstream.StartAsync("gpt");
+        await using var host = await GatewayHost.StartAsync($$"""
+            gateway:
+              providers:
+                - { name: openai, type: openai, base_url: "{{openai.BaseUrl}}" }
+              models:
+                - { name: gpt, provider: openai, model: gpt-4o-mini }
+              guardrails:
+                llm_input: [prompt-injection]
+            ---
+            agent:
+              name: writer
+              owner: docs
+              model: gpt
+              instructions: |
+                You write the release notes.
+                Keep them short.
+            """);
+
+        using var response = await host.Admin.PostAsJsonAsync("/api/agents/writer/runs", new { input = "Write.", wait = true }, Ct);
+        var run = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        run.GetProperty("status").GetString().ShouldBe("completed");
+        openai.Requests.Single().Json["messages"]![0]!["content"]!.GetValue<string>().ShouldBe("You write the release notes.\nKeep them short.\n");
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        JsonElement detail;
+        do
+        {
+            detail = await host.Admin.GetFromJsonAsync<JsonElement>($"/api/runs/{run.GetProperty("id").GetString()}", Ct);
+        }
+        while (detail.GetProperty("guardrails").GetArrayLength() == 0 && DateTime.UtcNow < deadline && await Task.Delay(100, Ct).ContinueWith(_ => true, Ct));
+
+        var verdict = detail.GetProperty("guardrails").EnumerateArray().Single();
+        verdict.GetProperty("seq").GetInt32().ShouldBe(0);
+        verdict.GetProperty("verdicts")[0].GetProperty("guardrail").GetString().ShouldBe("prompt-injection");
+    }
+}
+
 /// <summary>Sub-agents: a root run delegates through the built-in tool; the sub-run is its own run with only the task as context.</summary>
 public sealed class DelegationTests
 {
