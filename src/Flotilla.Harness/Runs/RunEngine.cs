@@ -209,11 +209,30 @@ public sealed partial class RunEngine(
         }
     }
 
+    private readonly Lock _launching = new();
+
+    /// <summary>Drives the run in the background, unless it is being driven already (one drive per run, ever).</summary>
     private void Launch(string id)
     {
-        var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
-        var drive = Task.Run(async () =>
+        lock (_launching)
         {
+            if (_active.TryGetValue(id, out var current) && !current.Drive.IsCompleted)
+            {
+                return;
+            }
+
+            LaunchLocked(id);
+        }
+    }
+
+    private void LaunchLocked(string id)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task? drive = null;
+        drive = Task.Run(async () =>
+        {
+            await started.Task;
             try
             {
                 await DriveAsync(id, stop.Token);
@@ -232,11 +251,12 @@ public sealed partial class RunEngine(
             }
             finally
             {
-                _active.TryRemove(id, out _);
+                _active.TryRemove(new KeyValuePair<string, (CancellationTokenSource, Task)>(id, (stop, drive!)));
                 stop.Dispose();
             }
         }, CancellationToken.None);
         _active[id] = (stop, drive);
+        started.SetResult();
     }
 
     /// <summary>Takes the run from its last persisted step to its end, or to a wait.</summary>
