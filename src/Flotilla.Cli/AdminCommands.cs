@@ -289,6 +289,14 @@ internal static class AdminCommands
     internal static string Str(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
 
+    /// <summary>A timestamp of the admin API's JSON as MM-dd HH:mm:ss UTC; empty when absent.</summary>
+    internal static string Time(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
+            ? value.GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)
+            : "";
+
+    internal static string Shorten(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
+
     internal static bool Print(ParseResult parse, JsonDocument result)
     {
         if (!parse.GetValue(Json))
@@ -298,6 +306,26 @@ internal static class AdminCommands
 
         Console.WriteLine(JsonSerializer.Serialize(result.RootElement, CliJson.Default.JsonElement));
         return true;
+    }
+
+    /// <summary>
+    /// POSTs <paramref name="body"/> (JSON) to the admin API: a refusal is its message on stderr and exit 1; otherwise the
+    /// answer is printed raw with <c>--json</c> (exit 0) or shown by <paramref name="show"/>, which gives the exit code.
+    /// </summary>
+    internal static async Task<int> PostAsync(AdminClient client, ParseResult parse, string path, string body, Func<JsonElement, int> show,
+        CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? headers = null)
+    {
+        var (status, result) = await client.SendTextAsync(HttpMethod.Post, path, body, "application/json", headers, cancellationToken);
+        using (result)
+        {
+            if (status >= 400)
+            {
+                await Console.Error.WriteLineAsync(DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
+                return 1;
+            }
+
+            return Print(parse, result) ? 0 : show(result.RootElement);
+        }
     }
 
     internal static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken, Func<AdminClient, Task<int>> action)

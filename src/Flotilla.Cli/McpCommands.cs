@@ -87,26 +87,12 @@ internal static class McpCommands
         command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
         {
             var body = JsonSerializer.Serialize(new Dictionary<string, string?> { ["reason"] = parse.GetValue(reason) }, CliMcpJson.Default.DictionaryStringString);
-            var (status, result) = await client.SendTextAsync(HttpMethod.Post, $"api/approvals/{Uri.EscapeDataString(parse.GetValue(id)!)}/{decision}", body, "application/json",
-                new Dictionary<string, string> { ["X-Flotilla-Actor"] = Environment.UserName }, ct);
-            using (result)
+            return await PostAsync(client, parse, $"api/approvals/{Uri.EscapeDataString(parse.GetValue(id)!)}/{decision}", body, a =>
             {
-                if (status >= 400)
-                {
-                    await Console.Error.WriteLineAsync(Flotilla.Fleet.DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
-                    return 1;
-                }
-
-                if (Print(parse, result))
-                {
-                    return 0;
-                }
-
-                var a = result.RootElement;
                 AnsiConsole.MarkupLine($"{Cell(Str(a, "id"))} {Cell(Str(a, "status"))} by {Cell(Str(a, "decided_by"))}: {Cell($"{Str(a, "server")}__{Str(a, "tool")}")} for agent {Cell(Str(a, "agent"))}" +
                     (decision == "approve" ? " — it runs when the loop calls it again." : "."));
                 return 0;
-            }
+            }, ct, new Dictionary<string, string> { ["X-Flotilla-Actor"] = Environment.UserName });
         }));
         return command;
     }
@@ -158,13 +144,6 @@ internal static class McpCommands
         }));
         return command;
     }
-
-    private static string Time(JsonElement element, string name) =>
-        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
-            ? value.GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)
-            : "";
-
-    private static string Shorten(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string?>))]

@@ -28,21 +28,8 @@ internal static class RunCommands
                 ["input"] = JsonSerializer.SerializeToElement(parse.GetValue(input) ?? "", CliRunJson.Default.String),
                 ["wait"] = JsonSerializer.SerializeToElement(parse.GetValue(wait), CliRunJson.Default.Boolean),
             }, CliRunJson.Default.DictionaryStringJsonElement);
-            var (status, result) = await client.SendTextAsync(HttpMethod.Post, $"api/agents/{Uri.EscapeDataString(parse.GetValue(agent)!)}/runs", body, "application/json", null, ct);
-            using (result)
+            return await PostAsync(client, parse, $"api/agents/{Uri.EscapeDataString(parse.GetValue(agent)!)}/runs", body, r =>
             {
-                if (status >= 400)
-                {
-                    await Console.Error.WriteLineAsync(Flotilla.Fleet.DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
-                    return 1;
-                }
-
-                if (Print(parse, result))
-                {
-                    return 0;
-                }
-
-                var r = result.RootElement;
                 AnsiConsole.MarkupLine($"{Cell(Str(r, "id"))} {StatusCell(Str(r, "status"))} ({Cell(Str(r, "agent"))}, {Steps(r)})" +
                     (Str(r, "reason") is { Length: > 0 } why ? $": {Cell(why)}" : ""));
                 if (Str(r, "output") is { Length: > 0 } output)
@@ -51,7 +38,7 @@ internal static class RunCommands
                 }
 
                 return Str(r, "status") is "completed" or "running" or "awaiting_approval" ? 0 : 2;
-            }
+            }, ct);
         }));
         return command;
     }
@@ -146,22 +133,11 @@ internal static class RunCommands
         var command = new Command(action, description) { id, AdminCommands.Server, Data, Json };
         command.SetAction((parse, ct) => RunAsync(parse, ct, async client =>
         {
-            var (status, result) = await client.SendTextAsync(HttpMethod.Post, $"api/runs/{Uri.EscapeDataString(parse.GetValue(id)!)}/{action}", "", "application/json", null, ct);
-            using (result)
+            return await PostAsync(client, parse, $"api/runs/{Uri.EscapeDataString(parse.GetValue(id)!)}/{action}", "", r =>
             {
-                if (status >= 400)
-                {
-                    await Console.Error.WriteLineAsync(Flotilla.Fleet.DisplayText.Safe(result.RootElement.TryGetProperty("error", out var e) ? Str(e, "message") : $"HTTP {status}"));
-                    return 1;
-                }
-
-                if (!Print(parse, result))
-                {
-                    AnsiConsole.MarkupLine($"{Cell(Str(result.RootElement, "id"))} {StatusCell(Str(result.RootElement, "status"))}");
-                }
-
+                AnsiConsole.MarkupLine($"{Cell(Str(r, "id"))} {StatusCell(Str(r, "status"))}");
                 return 0;
-            }
+            }, ct);
         }));
         return command;
     }
@@ -249,13 +225,6 @@ internal static class RunCommands
         "awaiting_approval" or "needs_intervention" => $"[yellow]{status}[/]",
         _ => $"[red]{Cell(status)}[/]",
     };
-
-    private static string Time(JsonElement element, string name) =>
-        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
-            ? value.GetDateTimeOffset().UtcDateTime.ToString("MM-dd HH:mm:ss", CultureInfo.InvariantCulture)
-            : "";
-
-    private static string Shorten(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, JsonElement>))]

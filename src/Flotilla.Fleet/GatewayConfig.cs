@@ -119,14 +119,10 @@ public sealed record ModelConfig(
 }
 
 /// <summary>
-/// One scripted answer: call a tool (<see cref="Tool"/> with <see cref="ArgumentsJson"/>), answer with <see cref="Text"/>, or
-/// answer with whatever the last tool returned (<see cref="LastToolResult"/>).
+/// One scripted answer: tool calls (<see cref="Calls"/>: one for <c>tool</c>, several for <c>calls</c>, made in one answer),
+/// <see cref="Text"/>, or whatever the last tool returned (<see cref="LastToolResult"/>).
 /// </summary>
-public sealed record ScriptStep(string? Tool, string? ArgumentsJson, string? Text, bool LastToolResult)
-{
-    /// <summary>The tool calls of the step: one for <c>tool</c>, several for <c>calls: [ { tool, args }, … ]</c> (made in one answer).</summary>
-    public IReadOnlyList<ScriptCall> Calls { get; init; } = [];
-}
+public sealed record ScriptStep(IReadOnlyList<ScriptCall> Calls, string? Text, bool LastToolResult);
 
 /// <summary>One tool call of a scripted step.</summary>
 public sealed record ScriptCall(string Tool, string ArgumentsJson);

@@ -364,14 +364,13 @@ public static partial class FleetLoader
         if (map.Has("calls"))
         {
             var calls = Items(map, "calls").Select(ReadScriptStep).ToList();
-            if (calls.Count == 0 || calls.Any(c => c.Tool is null))
+            if (calls.Count == 0 || calls.Any(c => c.Calls.Count != 1))
             {
                 map.Diagnostics.Error(map.LocationOf("calls"), $"{map.Sub("calls")}: a list of {{ tool: NAME, args: {{…}} }}, made in one answer");
             }
 
             map.RejectUnknownKeys();
-            var made = calls.Where(c => c.Tool is not null).Select(c => new ScriptCall(c.Tool!, c.ArgumentsJson ?? "{}")).ToList();
-            return new ScriptStep(made.FirstOrDefault()?.Tool, made.FirstOrDefault()?.ArgumentsJson, null, false) { Calls = made };
+            return new ScriptStep([.. calls.SelectMany(c => c.Calls)], null, false);
         }
 
         var tool = map.String("tool");
@@ -400,7 +399,7 @@ public static partial class FleetLoader
         }
 
         map.RejectUnknownKeys();
-        return new ScriptStep(tool, tool is null ? null : arguments ?? "{}", text, last) { Calls = tool is null ? [] : [new ScriptCall(tool, arguments ?? "{}")] };
+        return new ScriptStep(tool is null ? [] : [new ScriptCall(tool, arguments ?? "{}")], text, last);
     }
 
     private static RoutingConfig ReadRouting(YamlMap? map)

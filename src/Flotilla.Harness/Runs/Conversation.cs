@@ -48,16 +48,8 @@ internal static class Conversation
                 return new NextStep.Checked(steps.Count - 1);
         }
 
-        // The last model step whose answer decides what follows.
-        var lastModel = -1;
-        for (var i = steps.Count - 1; i >= 0; i--)
-        {
-            if (steps[i].Kind == StepKinds.Model)
-            {
-                lastModel = i;
-                break;
-            }
-        }
+        // The last model step's answer decides what follows.
+        var lastModel = LastModel(steps);
 
         if (lastModel < 0 || steps[lastModel].Status != StepKinds.Done)
         {
@@ -224,32 +216,32 @@ internal static class Conversation
         verdict?.Split('\n').Select(l => l.Trim().TrimStart('*', '#', ' ')).FirstOrDefault(l => l.Length > 0) is { } first
         && first.StartsWith("PASS", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The tool calls of the last model answer that come after <paramref name="seq"/> and have no step yet.</summary>
+    /// <summary>The tool calls of the last model answer that come after step <paramref name="seq"/> and have no step yet.</summary>
     public static IReadOnlyList<(int Seq, ToolCallRequest Call)> NotStartedAfter(IReadOnlyList<RunStepRecord> steps, int seq)
     {
-        var lastModel = -1;
-        for (var i = steps.Count - 1; i >= 0; i--)
-        {
-            if (steps[i].Kind == StepKinds.Model)
-            {
-                lastModel = i;
-                break;
-            }
-        }
-
-        if (lastModel < 0 || steps[lastModel].Result is not { } result)
+        var lastModel = LastModel(steps);
+        if (lastModel < 0 || steps[lastModel].Result is not { } answer)
         {
             return [];
         }
 
-        var calls = ToolCalls(JsonNode.Parse(result)!);
-        var result2 = new List<(int, ToolCallRequest)>();
-        for (var k = Math.Max(seq + 1, steps.Count) - lastModel - 1; k < calls.Count; k++)
+        var calls = ToolCalls(JsonNode.Parse(answer)!);
+        var first = Math.Max(seq + 1, steps.Count);
+        return [.. calls.Select((call, k) => (Seq: lastModel + 1 + k, Call: call)).Where(c => c.Seq >= first)];
+    }
+
+    /// <summary>The index of the last model step; -1 when there is none.</summary>
+    private static int LastModel(IReadOnlyList<RunStepRecord> steps)
+    {
+        for (var i = steps.Count - 1; i >= 0; i--)
         {
-            result2.Add((lastModel + 1 + k, calls[k]));
+            if (steps[i].Kind == StepKinds.Model)
+            {
+                return i;
+            }
         }
 
-        return result2;
+        return -1;
     }
 
     private static List<ToolCallRequest> ToolCalls(JsonNode answer) =>

@@ -54,7 +54,4 @@ public static class Instructions
 
         return prompt;
     }
-
-    /// <summary><c>./triage.md@v6</c> → <c>DIR/triage@v6.md</c>.</summary>
-    public static string FileFor(VersionedRef pinned, string directory) => PinnedFiles.InstructionsPath(pinned, directory);
 }

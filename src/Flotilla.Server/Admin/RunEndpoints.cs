@@ -133,7 +133,7 @@ internal static class RunEndpoints
         bool? found = null;
         if (agent.Instructions is { } pinned)
         {
-            file = Instructions.FileFor(pinned, options.FleetDirectory ?? Directory.GetCurrentDirectory());
+            file = PinnedFiles.InstructionsPath(pinned, options.FleetDirectory ?? Directory.GetCurrentDirectory());
             found = File.Exists(file);
         }
 

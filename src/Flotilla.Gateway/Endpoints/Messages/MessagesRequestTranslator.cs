@@ -4,6 +4,7 @@ using System.Text.Json;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers.Anthropic;
+using static Flotilla.Gateway.Protocol.RequestFields;
 
 namespace Flotilla.Gateway.Endpoints.Messages;
 
@@ -193,14 +194,14 @@ internal static class MessagesRequestTranslator
         var j = 0;
         foreach (var block in content.EnumerateArray())
         {
-            switch (BlockType(block, $"{param}.content[{j}]"))
+            switch (Type(block, $"{param}.content[{j}]"))
             {
                 case "text":
-                    (text ??= new StringBuilder()).Append(ReadString(block, "text", $"{param}.content[{j}]"));
+                    (text ??= new StringBuilder()).Append(String(block, "text", $"{param}.content[{j}]"));
                     break;
                 case "tool_use":
-                    ReadString(block, "id", $"{param}.content[{j}]");
-                    ReadString(block, "name", $"{param}.content[{j}]");
+                    String(block, "id", $"{param}.content[{j}]");
+                    String(block, "name", $"{param}.content[{j}]");
                     if (!block.TryGetProperty("input", out var input) || input.ValueKind != JsonValueKind.Object)
                     {
                         throw BadRequest($"{param}.content[{j}].input must be an object.", $"{param}.content[{j}].input");
@@ -275,7 +276,7 @@ internal static class MessagesRequestTranslator
         foreach (var block in content.EnumerateArray())
         {
             var blockParam = $"{param}.content[{j}]";
-            switch (BlockType(block, blockParam))
+            switch (Type(block, blockParam))
             {
                 case "tool_result":
                     WriteToolResult(block, blockParam, writer, parts, nativeOnly);
@@ -285,7 +286,7 @@ internal static class MessagesRequestTranslator
                     break;
                 case "document" or "search_result":
                     // Left to an Anthropic model, but its text stays in the form guardrails scan and budgets count.
-                    nativeOnly.Add($"{blockParam} is a '{BlockType(block, blockParam)}' block, which only Anthropic models read");
+                    nativeOnly.Add($"{blockParam} is a '{Type(block, blockParam)}' block, which only Anthropic models read");
                     parts.Add((block, blockParam));
                     break;
                 case var other:
@@ -314,7 +315,7 @@ internal static class MessagesRequestTranslator
 
     private static void WriteToolResult(JsonElement block, string param, Utf8JsonWriter writer, List<(JsonElement, string)> images, List<string> nativeOnly)
     {
-        var id = ReadString(block, "tool_use_id", param);
+        var id = String(block, "tool_use_id", param);
         var text = new StringBuilder();
         if (block.TryGetProperty("is_error", out var isError) && isError.ValueKind == JsonValueKind.True)
         {
@@ -334,7 +335,7 @@ internal static class MessagesRequestTranslator
                 foreach (var inner in content.EnumerateArray())
                 {
                     var innerParam = $"{param}.content[{k}]";
-                    switch (BlockType(inner, innerParam))
+                    switch (Type(inner, innerParam))
                     {
                         case "text":
                             if (text.Length > 0 && text[^1] != ' ')
@@ -342,13 +343,13 @@ internal static class MessagesRequestTranslator
                                 text.Append('\n');
                             }
 
-                            text.Append(ReadString(inner, "text", innerParam));
+                            text.Append(String(inner, "text", innerParam));
                             break;
                         case "image":
                             images.Add((inner, innerParam));
                             break;
                         case "document" or "search_result":
-                            nativeOnly.Add($"{innerParam} is a '{BlockType(inner, innerParam)}' block, which only Anthropic models read");
+                            nativeOnly.Add($"{innerParam} is a '{Type(inner, innerParam)}' block, which only Anthropic models read");
                             text.Append(text.Length > 0 ? "\n" : "").Append(DocumentText(inner));
                             break;
                         case var other:
@@ -377,7 +378,7 @@ internal static class MessagesRequestTranslator
         if (block.GetProperty("type").ValueEquals("text"u8))
         {
             writer.WriteString("type"u8, "text"u8);
-            writer.WriteString("text"u8, ReadString(block, "text", param));
+            writer.WriteString("text"u8, String(block, "text", param));
         }
         else if (!block.GetProperty("type").ValueEquals("image"u8))
         {
@@ -391,10 +392,10 @@ internal static class MessagesRequestTranslator
                 throw BadRequest($"{param}.source is required for an image block.", $"{param}.source");
             }
 
-            var url = BlockType(source, $"{param}.source") switch
+            var url = Type(source, $"{param}.source") switch
             {
-                "base64" => $"data:{ReadString(source, "media_type", $"{param}.source")};base64,{ReadString(source, "data", $"{param}.source")}",
-                "url" => ReadString(source, "url", $"{param}.source"),
+                "base64" => $"data:{String(source, "media_type", $"{param}.source")};base64,{String(source, "data", $"{param}.source")}",
+                "url" => String(source, "url", $"{param}.source"),
                 _ => throw BadRequest($"{param}.source.type must be \"base64\" or \"url\".", $"{param}.source.type"),
             };
             writer.WriteString("type"u8, "image_url"u8);
@@ -445,7 +446,7 @@ internal static class MessagesRequestTranslator
                 continue;
             }
 
-            var name = ReadString(tool, "name", param);
+            var name = String(tool, "name", param);
             if (!tool.TryGetProperty("input_schema", out var schema) || schema.ValueKind != JsonValueKind.Object)
             {
                 throw BadRequest($"{param}.input_schema must be a JSON schema object.", $"{param}.input_schema");
@@ -483,7 +484,7 @@ internal static class MessagesRequestTranslator
             throw BadRequest("'tool_choice' must be an object: {\"type\":\"auto\"|\"any\"|\"none\"} or {\"type\":\"tool\",\"name\":...}.", "tool_choice");
         }
 
-        switch (BlockType(choice, "tool_choice"))
+        switch (Type(choice, "tool_choice"))
         {
             case "auto":
                 writer.WriteString("tool_choice"u8, "auto"u8);
@@ -498,7 +499,7 @@ internal static class MessagesRequestTranslator
                 writer.WriteStartObject("tool_choice"u8);
                 writer.WriteString("type"u8, "function"u8);
                 writer.WriteStartObject("function"u8);
-                writer.WriteString("name"u8, ReadString(choice, "name", "tool_choice"));
+                writer.WriteString("name"u8, String(choice, "name", "tool_choice"));
                 writer.WriteEndObject();
                 writer.WriteEndObject();
                 break;
@@ -531,29 +532,13 @@ internal static class MessagesRequestTranslator
         }
     }
 
-    private static void CopyNumber(JsonElement root, string name, Utf8JsonWriter writer)
-    {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return;
-        }
-
-        if (value.ValueKind != JsonValueKind.Number)
-        {
-            throw BadRequest($"'{name}' must be a number.", name);
-        }
-
-        writer.WritePropertyName(name);
-        value.WriteTo(writer);
-    }
-
     private static string JoinText(JsonElement blocks, string param)
     {
         var text = new StringBuilder();
         var j = 0;
         foreach (var block in blocks.EnumerateArray())
         {
-            if (BlockType(block, $"{param}[{j}]") != "text")
+            if (Type(block, $"{param}[{j}]") != "text")
             {
                 throw BadRequest($"{param}[{j}] must be a text block.", $"{param}[{j}].type");
             }
@@ -563,7 +548,7 @@ internal static class MessagesRequestTranslator
                 text.Append('\n');
             }
 
-            text.Append(ReadString(block, "text", $"{param}[{j}]"));
+            text.Append(String(block, "text", $"{param}[{j}]"));
             j++;
         }
 
@@ -634,18 +619,5 @@ internal static class MessagesRequestTranslator
     private static bool IsServerToolBlock(string type) =>
         type is "server_tool_use" or "mcp_tool_use" or "mcp_tool_result" || type.EndsWith("_tool_result", StringComparison.Ordinal);
 
-    private static string BlockType(JsonElement block, string param) =>
-        block.ValueKind == JsonValueKind.Object && block.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
-            ? type.GetString()!
-            : throw BadRequest($"{param} must be an object with a 'type'.", $"{param}.type");
-
-    private static string ReadString(JsonElement element, string name, string param) =>
-        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
-            ? value.GetString()!
-            : throw BadRequest($"{param}.{name} is required and must be a string.", $"{param}.{name}");
-
     private static string Safe(string text) => Flotilla.Fleet.DisplayText.Safe(text, 64);
-
-    private static GatewayException BadRequest(string message, string? param) =>
-        GatewayException.BadRequest(ErrorCodes.InvalidRequest, message, param);
 }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Providers.Anthropic;
+using static Flotilla.Gateway.Protocol.RequestFields;
 
 namespace Flotilla.Gateway.Endpoints.Responses;
 
@@ -226,16 +227,16 @@ internal static class ResponsesRequestTranslator
                     WriteMessage(item, role, param, writer);
                     break;
                 case "function_call":
-                    ReadString(item, "call_id", param);
-                    ReadString(item, "name", param);
-                    ReadString(item, "arguments", param);
+                    String(item, "call_id", param);
+                    String(item, "name", param);
+                    String(item, "arguments", param);
                     pendingCalls.Add(item);
                     break;
                 case "function_call_output":
                     FlushAssistant();
                     writer.WriteStartObject();
                     writer.WriteString("role"u8, "tool"u8);
-                    writer.WriteString("tool_call_id"u8, ReadString(item, "call_id", param));
+                    writer.WriteString("tool_call_id"u8, String(item, "call_id", param));
                     writer.WriteString("content"u8, item.TryGetProperty("output", out var output) ? OutputText(output, param) : "");
                     writer.WriteEndObject();
                     break;
@@ -271,19 +272,19 @@ internal static class ResponsesRequestTranslator
         foreach (var part in content.EnumerateArray())
         {
             var partParam = $"{param}.content[{j++}]";
-            switch (PartType(part, partParam))
+            switch (Type(part, partParam))
             {
                 case "input_text" or "output_text" or "text":
                     writer.WriteStartObject();
                     writer.WriteString("type"u8, "text"u8);
-                    writer.WriteString("text"u8, ReadString(part, "text", partParam));
+                    writer.WriteString("text"u8, String(part, "text", partParam));
                     writer.WriteEndObject();
                     break;
                 case "input_image":
                     writer.WriteStartObject();
                     writer.WriteString("type"u8, "image_url"u8);
                     writer.WriteStartObject("image_url"u8);
-                    writer.WriteString("url"u8, ReadString(part, "image_url", partParam));
+                    writer.WriteString("url"u8, String(part, "image_url", partParam));
                     if (part.TryGetProperty("detail", out var detail) && detail.ValueKind == JsonValueKind.String)
                     {
                         writer.WriteString("detail"u8, detail.GetString());
@@ -324,13 +325,13 @@ internal static class ResponsesRequestTranslator
         foreach (var part in content.EnumerateArray())
         {
             var partParam = $"{param}.content[{j++}]";
-            var type = PartType(part, partParam);
+            var type = Type(part, partParam);
             if (type is not ("input_text" or "output_text" or "text" or "refusal"))
             {
                 throw BadRequest($"{partParam} has type '{Flotilla.Fleet.DisplayText.Safe(type, 64)}'; this role's content is text only.", $"{partParam}.type");
             }
 
-            text.Append(ReadString(part, type == "refusal" ? "refusal" : "text", partParam));
+            text.Append(String(part, type == "refusal" ? "refusal" : "text", partParam));
         }
 
         return text.ToString();
@@ -350,9 +351,9 @@ internal static class ResponsesRequestTranslator
             foreach (var part in output.EnumerateArray())
             {
                 var partParam = $"{param}.output[{j++}]";
-                if (PartType(part, partParam) is "input_text" or "output_text" or "text")
+                if (Type(part, partParam) is "input_text" or "output_text" or "text")
                 {
-                    text.Append(ReadString(part, "text", partParam));
+                    text.Append(String(part, "text", partParam));
                 }
                 else
                 {
@@ -378,19 +379,8 @@ internal static class ResponsesRequestTranslator
             writer.WriteNumber("max_tokens"u8, tokens);
         }
 
-        foreach (var name in (ReadOnlySpan<string>)["temperature", "top_p"])
-        {
-            if (root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null)
-            {
-                if (value.ValueKind != JsonValueKind.Number)
-                {
-                    throw BadRequest($"'{name}' must be a number.", name);
-                }
-
-                writer.WritePropertyName(name);
-                value.WriteTo(writer);
-            }
-        }
+        CopyNumber(root, "temperature", writer);
+        CopyNumber(root, "top_p", writer);
 
         if (root.TryGetProperty("user", out var user) && user.ValueKind == JsonValueKind.String)
         {
@@ -449,7 +439,7 @@ internal static class ResponsesRequestTranslator
         foreach (var tool in tools.EnumerateArray())
         {
             var param = $"tools[{i++}]";
-            var type = PartType(tool, param);
+            var type = Type(tool, param);
             if (type != "function")
             {
                 throw BadRequest($"{param} has type '{Flotilla.Fleet.DisplayText.Safe(type, 64)}'; Flotilla relays function tools only (hosted tools such as web_search run at OpenAI).", $"{param}.type");
@@ -458,7 +448,7 @@ internal static class ResponsesRequestTranslator
             writer.WriteStartObject();
             writer.WriteString("type"u8, "function"u8);
             writer.WriteStartObject("function"u8);
-            writer.WriteString("name"u8, ReadString(tool, "name", param));
+            writer.WriteString("name"u8, String(tool, "name", param));
             foreach (var name in (ReadOnlySpan<string>)["description", "parameters", "strict"])
             {
                 if (tool.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null)
@@ -479,12 +469,12 @@ internal static class ResponsesRequestTranslator
             {
                 writer.WriteString("tool_choice"u8, choice.GetString());
             }
-            else if (choice.ValueKind == JsonValueKind.Object && PartType(choice, "tool_choice") == "function")
+            else if (choice.ValueKind == JsonValueKind.Object && Type(choice, "tool_choice") == "function")
             {
                 writer.WriteStartObject("tool_choice"u8);
                 writer.WriteString("type"u8, "function"u8);
                 writer.WriteStartObject("function"u8);
-                writer.WriteString("name"u8, ReadString(choice, "name", "tool_choice"));
+                writer.WriteString("name"u8, String(choice, "name", "tool_choice"));
                 writer.WriteEndObject();
                 writer.WriteEndObject();
             }
@@ -503,7 +493,7 @@ internal static class ResponsesRequestTranslator
             return;
         }
 
-        switch (PartType(format, "text.format"))
+        switch (Type(format, "text.format"))
         {
             case "text":
                 break;
@@ -516,7 +506,7 @@ internal static class ResponsesRequestTranslator
                 writer.WriteStartObject("response_format"u8);
                 writer.WriteString("type"u8, "json_schema"u8);
                 writer.WriteStartObject("json_schema"u8);
-                writer.WriteString("name"u8, ReadString(format, "name", "text.format"));
+                writer.WriteString("name"u8, String(format, "name", "text.format"));
                 foreach (var name in (ReadOnlySpan<string>)["description", "schema", "strict"])
                 {
                     if (format.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null)
@@ -533,17 +523,4 @@ internal static class ResponsesRequestTranslator
                 throw BadRequest("'text.format.type' must be text, json_object or json_schema.", "text.format.type");
         }
     }
-
-    private static string PartType(JsonElement part, string param) =>
-        part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
-            ? type.GetString()!
-            : throw BadRequest($"{param} must be an object with a 'type'.", $"{param}.type");
-
-    private static string ReadString(JsonElement element, string name, string param) =>
-        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
-            ? value.GetString()!
-            : throw BadRequest($"{param}.{name} is required and must be a string.", $"{param}.{name}");
-
-    private static GatewayException BadRequest(string message, string? param) =>
-        GatewayException.BadRequest(ErrorCodes.InvalidRequest, message, param);
 }

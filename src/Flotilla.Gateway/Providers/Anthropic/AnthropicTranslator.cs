@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Flotilla.Gateway.Errors;
 using Flotilla.Gateway.Protocol;
+using static Flotilla.Gateway.Protocol.RequestFields;
 
 namespace Flotilla.Gateway.Providers.Anthropic;
 
@@ -752,22 +753,6 @@ internal static class AnthropicTranslator
         writer.WriteEndObject();
     }
 
-    private static void CopyNumber(JsonElement request, string name, Utf8JsonWriter writer)
-    {
-        if (!TryGet(request, name, out var value))
-        {
-            return;
-        }
-
-        if (value.ValueKind != JsonValueKind.Number)
-        {
-            throw BadRequest($"'{name}' must be a number.", name);
-        }
-
-        writer.WritePropertyName(name);
-        value.WriteTo(writer);
-    }
-
     private static void WriteStopSequences(JsonElement request, Utf8JsonWriter writer)
     {
         if (!TryGet(request, "stop", out var stop))
@@ -889,12 +874,6 @@ internal static class AnthropicTranslator
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty("type"u8, out var value)
         && value.ValueKind == JsonValueKind.String && value.ValueEquals(type);
 
-    /// <summary>A property that is present and not null: OpenAI clients send null to mean "not set".</summary>
-    private static bool TryGet(JsonElement element, string name, out JsonElement value) =>
-        element.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
-
-    private static GatewayException BadRequest(string message, string? param) =>
-        GatewayException.BadRequest(ErrorCodes.InvalidRequest, message, param);
 
     private sealed record Turn(string Role, List<Block> Blocks)
     {

@@ -56,13 +56,15 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
 
     private static long EstimateTokens(long value) => Math.Max(1, value);
 
-    private sealed record SimulatedAnswer(string? Text, string? ToolName, string? ToolArguments, string? ToolCallId)
+    /// <summary>An answer: text, or tool calls (one, or several in one answer for a script's <c>calls</c>).</summary>
+    private sealed record SimulatedAnswer(string? Text, IReadOnlyList<(string Id, string Name, string Arguments)> Calls)
     {
-        /// <summary>Every tool call of the answer: the one above, then <see cref="MoreCalls"/>.</summary>
-        public IReadOnlyList<(string Id, string Name, string Arguments)> Calls =>
-            ToolName is null ? [] : [(ToolCallId!, ToolName, ToolArguments ?? "{}"), .. MoreCalls];
+        public SimulatedAnswer(string text)
+            : this(text, [])
+        {
+        }
 
-        public IReadOnlyList<(string Id, string Name, string Arguments)> MoreCalls { get; init; } = [];
+        public bool CallsTools => Calls.Count > 0;
 
         public long OutputTokens => Math.Max(1, ((Text?.Length ?? 0) + Calls.Sum(c => c.Arguments.Length + c.Name.Length)) / 4);
     }
@@ -91,18 +93,17 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
 
         if (turns >= script.Count)
         {
-            return new SimulatedAnswer($"The script has {script.Count} steps and all of them are done.", null, null, null);
+            return new SimulatedAnswer($"The script has {script.Count} steps and all of them are done.");
         }
 
         var step = script[turns];
         if (step.Calls.Count > 0)
         {
-            var calls = step.Calls.Select((c, k) =>
-                ($"call_{turns}_{k}_" + Hash(Encoding.UTF8.GetBytes(c.Tool + c.ArgumentsJson)).ToString("x8", System.Globalization.CultureInfo.InvariantCulture), c.Tool, c.ArgumentsJson)).ToList();
-            return new SimulatedAnswer(null, calls[0].Tool, calls[0].ArgumentsJson, calls[0].Item1) { MoreCalls = calls.Skip(1).Select(c => (c.Item1, c.Tool, c.ArgumentsJson)).ToList() };
+            return new SimulatedAnswer(null, [.. step.Calls.Select((c, k) =>
+                ($"call_{turns}_{k}_" + Hash(Encoding.UTF8.GetBytes(c.Tool + c.ArgumentsJson)).ToString("x8", System.Globalization.CultureInfo.InvariantCulture), c.Tool, c.ArgumentsJson))]);
         }
 
-        return new SimulatedAnswer(step.LastToolResult ? lastToolResult : step.Text ?? "", null, null, null);
+        return new SimulatedAnswer(step.LastToolResult ? lastToolResult : step.Text ?? "");
     }
 
     private static SimulatedAnswer Answer(JsonElement request)
@@ -113,7 +114,7 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
         var lastText = ContentText(last);
         if (role == "tool")
         {
-            return new SimulatedAnswer($"Based on the tool result: {Clip(lastText, 200)}", null, null, null);
+            return new SimulatedAnswer($"Based on the tool result: {Clip(lastText, 200)}");
         }
 
         var toolChoice = request.TryGetProperty("tool_choice", out var choice) ? choice : default;
@@ -126,11 +127,11 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
                 var name = function.GetProperty("name").GetString() ?? "tool";
                 var arguments = ArgumentsFor(function, lastText);
                 var callId = "call_" + Hash(Encoding.UTF8.GetBytes(name + arguments)).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
-                return new SimulatedAnswer(null, name, arguments, callId);
+                return new SimulatedAnswer(null, [(callId, name, arguments)]);
             }
         }
 
-        return new SimulatedAnswer($"Simulated answer to: {Clip(lastText, 300)}", null, null, null);
+        return new SimulatedAnswer($"Simulated answer to: {Clip(lastText, 300)}");
     }
 
     private static JsonElement PickTool(JsonElement tools, JsonElement toolChoice, string text)
@@ -257,7 +258,7 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
                 writer.WriteString("content", answer.Text);
             }
 
-            if (answer.ToolName is not null)
+            if (answer.CallsTools)
             {
                 writer.WriteStartArray("tool_calls");
                 foreach (var (callId, name, arguments) in answer.Calls)
@@ -276,7 +277,7 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
             }
 
             writer.WriteEndObject();
-            writer.WriteString("finish_reason", answer.ToolName is null ? "stop" : "tool_calls");
+            writer.WriteString("finish_reason", answer.CallsTools ? "tool_calls" : "stop");
             writer.WriteEndObject();
             writer.WriteEndArray();
             WriteUsage(writer, usage);
@@ -354,7 +355,7 @@ internal sealed class SimulatedProvider(ProviderConfig config, TimeProvider time
             }
         }
 
-        Chunk(null, answer.ToolName is null ? "stop" : "tool_calls");
+        Chunk(null, answer.CallsTools ? "tool_calls" : "stop");
         if (includeUsage)
         {
             Chunk(null, null, usageChunk: true);
