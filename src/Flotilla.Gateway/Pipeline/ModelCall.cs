@@ -1,3 +1,4 @@
+using Flotilla.Gateway.Policy;
 using System.Diagnostics;
 using Flotilla.Gateway.Caching;
 using Flotilla.Gateway.Protocol;
@@ -45,6 +46,24 @@ internal sealed class ModelCall(
 
     /// <summary>A cache hit used no tokens.</summary>
     public override long ActualTokens => CacheState == "hit" ? 0 : Usage.Total;
+
+    private long? _exactInputTokens;
+
+    /// <summary>The tokenizer's count of the request's input, counted once on first use.</summary>
+    public long ExactInputTokens() => _exactInputTokens ??= TokenEstimator.EstimateInput(Request!);
+
+    public override bool RefineEstimate()
+    {
+        if (!EstimateIsUpperBound)
+        {
+            return false;
+        }
+
+        EstimateIsUpperBound = false;
+        EstimatedInputTokens = ExactInputTokens();
+        EstimatedTokens = EstimatedInputTokens + (Request!.MaxTokens ?? 0);
+        return true;
+    }
 
     public CacheKey? CacheKey { get; set; }
 

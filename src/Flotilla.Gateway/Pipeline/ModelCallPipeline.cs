@@ -80,6 +80,13 @@ internal sealed partial class ModelCallPipeline(
             call.Status = 499;
             call.Error = new GatewayException(499, "api_error", "client_closed", "the caller closed the connection");
         }
+        catch (BadHttpRequestException e)
+        {
+            // The body broke off or was malformed on the wire (most often a caller that went away mid-request). Kestrel
+            // answers it (400, connection closed) once we return; the trace records it, the log does not need a stack trace.
+            call.Status = e.StatusCode;
+            call.Error = GatewayException.BadRequest(ErrorCodes.InvalidRequest, "The request body could not be read: " + e.Message);
+        }
         catch (Exception e)
         {
             LogUnexpected(logger, call.TraceId, e);
@@ -162,7 +169,11 @@ internal sealed partial class ModelCallPipeline(
         return call.Route!.Members.Max(m => m.Model.Config.Price.Cost(call.EstimatedInputTokens, call.MaxOutputTokens));
     }
 
-    /// <summary>Token estimates cost a tokenizer pass; only budgets and token rate limits need them.</summary>
+    /// <summary>
+    /// Only budgets and token rate limits need token estimates. They start from the cheap upper bound; a policy that would
+    /// refuse on it asks for the tokenizer's count (<see cref="ModelCall.RefineEstimate"/>), so a call far from every limit
+    /// never pays for the tokenizer.
+    /// </summary>
     private static void Estimate(ModelCall call)
     {
         if (!call.Runtime.NeedsTokenEstimate)
@@ -171,7 +182,8 @@ internal sealed partial class ModelCallPipeline(
         }
 
         var request = call.Request!;
-        call.EstimatedInputTokens = TokenEstimator.EstimateInput(request);
+        call.EstimatedInputTokens = TokenEstimator.UpperBound(request);
+        call.EstimateIsUpperBound = true;
         call.MaxOutputTokens = call.Kind == CallKind.Chat ? TokenEstimator.MaxOutput(request) : 0;
         call.EstimatedTokens = call.EstimatedInputTokens + (request.MaxTokens ?? 0);
     }
@@ -187,7 +199,7 @@ internal sealed partial class ModelCallPipeline(
 
         if (call.Result!.Reply.IsSuccess && call.Usage.InputTokens == 0 && call.EstimatedInputTokens > 0)
         {
-            call.Usage = new TokenUsage(call.EstimatedInputTokens, call.Usage.OutputTokens);
+            call.Usage = new TokenUsage(call.ExactInputTokens(), call.Usage.OutputTokens);
         }
 
         call.CostUsd = answered.Config.Price.Cost(call.Usage.InputTokens, call.Usage.OutputTokens);

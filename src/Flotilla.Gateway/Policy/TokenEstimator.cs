@@ -11,6 +11,9 @@ namespace Flotilla.Gateway.Policy;
 /// Estimates a request's tokens before it is sent, for budget reservations and token rate limits: the o200k_base
 /// encoding (GPT-4o family) over every message's text and tool-call arguments, plus the per-message framing OpenAI
 /// documents. Other providers tokenise differently; the estimate is reconciled with the provider's usage afterwards.
+/// <see cref="UpperBound"/> is the cheap form the request path uses first: every o200k token is at least one UTF-8 byte, so
+/// a text's byte length bounds its count from above, and a policy asks for the tokenizer's count only when the bound would
+/// not fit under a limit.
 /// </summary>
 internal static class TokenEstimator
 {
@@ -22,7 +25,16 @@ internal static class TokenEstimator
 
     public static long MaxOutput(ChatRequest request) => request.MaxTokens ?? DefaultMaxOutputTokens;
 
-    public static long EstimateInput(ChatRequest request)
+    /// <summary>The tokenizer's estimate: o200k counts of every text plus the message framing.</summary>
+    public static long EstimateInput(ChatRequest request) => Walk(request, exact: true);
+
+    /// <summary>
+    /// An upper bound of <see cref="EstimateInput"/> for the price of a walk over the parsed body: each text's UTF-8 length
+    /// (taken from its raw JSON, whose escapes are never shorter than what they stand for) in place of its token count.
+    /// </summary>
+    public static long UpperBound(ChatRequest request) => Walk(request, exact: false);
+
+    private static long Walk(ChatRequest request, bool exact)
     {
         var root = request.Document;
         long tokens = 3;
@@ -30,24 +42,35 @@ internal static class TokenEstimator
         {
             foreach (var message in messages.EnumerateArray())
             {
-                tokens += PerMessage + CountContent(message);
+                tokens += PerMessage + CountContent(message, exact);
             }
         }
         else if (root.TryGetProperty("input", out var input))
         {
-            tokens += input.ValueKind == JsonValueKind.String
-                ? Count(input.GetString())
-                : input.EnumerateArray().Sum(i => i.ValueKind == JsonValueKind.String ? Count(i.GetString()) : 0);
+            if (input.ValueKind == JsonValueKind.String)
+            {
+                tokens += Text(input, exact);
+            }
+            else if (input.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in input.EnumerateArray())
+                {
+                    tokens += item.ValueKind == JsonValueKind.String ? Text(item, exact) : 0;
+                }
+            }
         }
 
         if (root.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array)
         {
             // Tool schemas are sent to the model too; count their JSON.
-            tokens += Count(tools.GetRawText());
+            tokens += exact ? Count(tools.GetRawText()) : JsonMarshal.GetRawUtf8Value(tools).Length;
         }
 
         return tokens;
     }
+
+    /// <summary>A JSON string's tokens, or its UTF-8 length as their upper bound (the raw value less its two quotes).</summary>
+    private static long Text(JsonElement text, bool exact) => exact ? Count(text.GetString()) : JsonMarshal.GetRawUtf8Value(text).Length - 2;
 
     /// <summary>Texts shorter than this are counted every time: hashing them costs about as much as counting.</summary>
     private const int MinRememberedLength = 256;
@@ -92,14 +115,14 @@ internal static class TokenEstimator
     /// <summary>The tokenizer's count, never remembered (benchmarks and tests compare against it).</summary>
     internal static int CountFresh(string text) => Encoding.Value.CountTokens(text);
 
-    private static long CountContent(JsonElement message)
+    private static long CountContent(JsonElement message, bool exact)
     {
         long tokens = 0;
         if (message.TryGetProperty("content", out var content))
         {
             if (content.ValueKind == JsonValueKind.String)
             {
-                tokens += Count(content.GetString());
+                tokens += Text(content, exact);
             }
             else if (content.ValueKind == JsonValueKind.Array)
             {
@@ -107,7 +130,7 @@ internal static class TokenEstimator
                 {
                     if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String)
                     {
-                        tokens += Count(text.GetString());
+                        tokens += Text(text, exact);
                     }
                     else if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("image_url", out _))
                     {
@@ -124,8 +147,8 @@ internal static class TokenEstimator
             {
                 if (call.TryGetProperty("function", out var function))
                 {
-                    tokens += Count(function.TryGetProperty("name", out var n) ? n.GetString() : null)
-                        + Count(function.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() : null);
+                    tokens += (function.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Text(n, exact) : 0)
+                        + (function.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? Text(a, exact) : 0);
                 }
             }
         }

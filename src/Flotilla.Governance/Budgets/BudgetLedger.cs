@@ -16,6 +16,21 @@ public sealed class BudgetLedger(IReadOnlyList<BudgetRule> rules, IBudgetAccount
     public IReadOnlyList<BudgetRule> Rules => rules;
 
     /// <summary>Reserves <paramref name="worstCaseUsd"/> against every matching rule, or refuses.</summary>
+    /// <summary>Whether <paramref name="worstCaseUsd"/> fits under every budget that applies, now; reserves nothing.</summary>
+    public bool Fits(in CallSubject subject, decimal worstCaseUsd)
+    {
+        var now = time.GetUtcNow();
+        foreach (var rule in rules)
+        {
+            if (subject.KeyFor(rule.AppliesPer) is { } key && !accounts.For(rule.Name, key).Fits(rule, now, worstCaseUsd))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public BudgetDecision TryReserve(in CallSubject subject, decimal worstCaseUsd)
     {
         if (rules.Count == 0)
@@ -120,6 +135,8 @@ public interface IBudgetAccount
 
     bool TryReserve(BudgetRule rule, DateTimeOffset now, decimal amount, out decimal spent, out DateTimeOffset resetsAt);
 
+    bool Fits(BudgetRule rule, DateTimeOffset now, decimal amount);
+
     void ForceReserve(BudgetRule rule, DateTimeOffset now, decimal amount);
 
     void Release(decimal amount);
@@ -155,6 +172,15 @@ public sealed class BudgetAccounts : IBudgetAccounts
         private bool _auditAlerted;
 
         public string Key => key;
+
+        public bool Fits(BudgetRule rule, DateTimeOffset now, decimal amount)
+        {
+            lock (_lock)
+            {
+                Roll(rule, now);
+                return _spent < rule.LimitUsd && _spent + _reserved + amount <= rule.LimitUsd;
+            }
+        }
 
         public bool TryReserve(BudgetRule rule, DateTimeOffset now, decimal amount, out decimal spent, out DateTimeOffset resetsAt)
         {

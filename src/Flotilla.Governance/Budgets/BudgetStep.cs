@@ -22,7 +22,15 @@ public sealed class BudgetStep(AlertDispatcher alerts, TimeProvider time)
             return;
         }
 
-        var decision = ledger.TryReserve(call.Subject, worstCase(call));
+        var worst = worstCase(call);
+        if (call.EstimateIsUpperBound && !ledger.Fits(call.Subject, worst) && call.RefineEstimate())
+        {
+            // The cheap upper bound would not fit: reserve on the tokenizer's count (checked first, because a refusal
+            // raises alerts and audit notes).
+            worst = worstCase(call);
+        }
+
+        var decision = ledger.TryReserve(call.Subject, worst);
         call.Budget = decision;
         foreach (var note in decision.AuditNotes ?? [])
         {

@@ -45,7 +45,14 @@ public abstract class GovernedCall(FleetSnapshot snapshot, string traceId, strin
 
     public GuardrailContext GuardrailContext => new(Caller!.Agent.Name, Caller.Agent.Owner);
 
+    /// <summary>Input tokens the call is expected to send: exact, or an upper bound while <see cref="EstimateIsUpperBound"/>.</summary>
     public long EstimatedInputTokens { get; set; }
+
+    /// <summary>
+    /// Whether the estimates are a cheap upper bound (the text's byte length) rather than the tokenizer's count. A policy that
+    /// would refuse on the bound calls <see cref="RefineEstimate"/> and decides on the count instead.
+    /// </summary>
+    public bool EstimateIsUpperBound { get; set; }
 
     /// <summary>Estimated input plus the output limit when one is set: what a token rate limit counts before the call.</summary>
     public long EstimatedTokens { get; set; }
@@ -67,6 +74,9 @@ public abstract class GovernedCall(FleetSnapshot snapshot, string traceId, strin
     public List<string>? PolicyNotes { get; private set; }
 
     public List<TraceVerdict>? Verdicts { get; private set; }
+
+    /// <summary>Replaces an upper-bound estimate with the tokenizer's count; false when the estimate was exact already.</summary>
+    public virtual bool RefineEstimate() => false;
 
     public void Note(string note) => (PolicyNotes ??= []).Add(note);
 

@@ -72,7 +72,7 @@ public sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimi
 
         return taken.Count == 0
             ? RateLimitDecision.Allowed
-            : new RateLimitDecision(true, TimeSpan.Zero, null, taken.Where(c => c.Tokens).Select(c => c.Counter).ToList());
+            : new RateLimitDecision(true, TimeSpan.Zero, null, taken.Where(c => c.Tokens).Select(c => c.Counter).ToList()) { Tokens = estimatedTokens };
     }
 
     /// <summary>
@@ -115,8 +115,9 @@ public sealed class RateLimitBoard(IReadOnlyList<RateLimitRule> rules, IRateLimi
     }
 
     /// <summary>After the call: replaces the token estimate with the actual count.</summary>
-    public void Reconcile(RateLimitDecision decision, long estimatedTokens, long actualTokens)
+    public void Reconcile(RateLimitDecision decision, long actualTokens)
     {
+        var estimatedTokens = decision.Tokens;
         if (decision.TokenCounters is not { Count: > 0 } tokenCounters || actualTokens == estimatedTokens)
         {
             return;
@@ -250,4 +251,7 @@ public sealed class RateLimitCounters : IRateLimitCounters
 public sealed record RateLimitDecision(bool IsAllowed, TimeSpan RetryAfter, string? Reason, IReadOnlyList<RateCounterKey>? TokenCounters)
 {
     public static RateLimitDecision Allowed { get; } = new(true, TimeSpan.Zero, null, null);
+
+    /// <summary>The tokens counted for the call when it was let through; settling replaces them with what it used.</summary>
+    public long Tokens { get; init; }
 }

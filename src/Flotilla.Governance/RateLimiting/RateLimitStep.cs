@@ -9,7 +9,14 @@ public static class RateLimitStep
     /// <summary>Counts one request and the estimated tokens against every matching rule, or refuses with 429 and Retry-After.</summary>
     public static void Acquire(GovernedCall call)
     {
-        var decision = call.Snapshot.RateLimits.TryAcquire(call.Subject, call.EstimatedTokens);
+        var limits = call.Snapshot.RateLimits;
+        var decision = limits.TryAcquire(call.Subject, call.EstimatedTokens);
+        if (!decision.IsAllowed && call.RefineEstimate())
+        {
+            // Refused on the cheap upper bound (a refusal counts nothing): decide again on the tokenizer's count.
+            decision = limits.TryAcquire(call.Subject, call.EstimatedTokens);
+        }
+
         call.RateLimit = decision;
         if (!decision.IsAllowed)
         {
@@ -25,7 +32,7 @@ public static class RateLimitStep
     {
         if (call.RateLimit is { IsAllowed: true } decision)
         {
-            call.Snapshot.RateLimits.Reconcile(decision, call.EstimatedTokens, call.ActualTokens);
+            call.Snapshot.RateLimits.Reconcile(decision, call.ActualTokens);
         }
     }
 }

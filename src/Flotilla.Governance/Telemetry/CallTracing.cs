@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
+using System.Buffers.Binary;
 using Microsoft.AspNetCore.Http;
 
 namespace Flotilla.Governance.Telemetry;
@@ -15,6 +15,25 @@ public static class CallTracing
     public const string SourceName = "Flotilla.Gateway";
 
     public static readonly ActivitySource Source = new(SourceName);
+
+    static CallTracing()
+    {
+        // Root spans started while an exporter listens get time-ordered ids too.
+        Activity.TraceIdGenerator ??= NewTraceId;
+    }
+
+    /// <summary>
+    /// A new trace id: the Unix time in milliseconds in its first 6 bytes, 10 random bytes after (as UUIDv7 orders its
+    /// ids). Trace records are keyed and indexed by it, so time order keeps every insert at the end of the index instead of
+    /// in a random page (3x cheaper per trace in SQLite; docs/performance.md). The id says when the call started, nothing else.
+    /// </summary>
+    public static ActivityTraceId NewTraceId()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt64BigEndian(bytes, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16);
+        Random.Shared.NextBytes(bytes[6..]);
+        return ActivityTraceId.CreateFromBytes(bytes);
+    }
 
     /// <summary>
     /// Starts the call's span, parented on the caller's <c>traceparent</c> when it sent a valid one, and returns it with the
@@ -46,9 +65,7 @@ public static class CallTracing
             return (carrier, parent.TraceId.ToHexString());
         }
 
-        Span<byte> bytes = stackalloc byte[16];
-        RandomNumberGenerator.Fill(bytes);
-        return (null, Convert.ToHexStringLower(bytes));
+        return (null, NewTraceId().ToHexString());
     }
 
     /// <summary>A client span around one upstream attempt, when anything listens.</summary>

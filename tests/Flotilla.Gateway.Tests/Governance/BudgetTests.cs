@@ -72,6 +72,25 @@ public sealed class BudgetTests
     }
 
     [Fact]
+    public async Task A_call_that_fits_by_its_token_count_is_reserved_on_it_even_when_its_byte_length_would_not_fit()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var time = new FakeTimeProvider(Noon);
+        await using var host = await GatewayHost.StartAsync(Priced(upstream, AgentBudget), time);
+
+        // 100 bytes of text and max_tokens 10 at $0.50 a token: ~$58 by the cheap bound (over the $50 budget), ~$19 by the
+        // tokenizer's count. The call goes through, and no 100 % alert or refusal note is raised on the way.
+        using (await host.Http.PostChatAsync(Chat(content: string.Concat(Enumerable.Repeat("word ", 20))), cancellationToken: Ct)
+            .ExpectAsync(HttpStatusCode.OK)) { }
+
+        upstream.Requests.Count.ShouldBe(1);
+        (await host.SpentAsync("agent:tester")).ShouldBe(PriceyCall);
+        (await host.BudgetsAsync())["agent:tester"].GetProperty("reserved_usd").GetDecimal().ShouldBe(0m);
+        using var alerts = await host.Admin.GetAsync("/api/alerts?limit=1000", Ct);
+        (await GatewayHost.ReadJsonAsync(alerts)).GetProperty("data").GetArrayLength().ShouldBe(0);
+    }
+
+    [Fact]
     public async Task Each_threshold_is_alerted_once_per_window_however_many_calls_cross_or_hit_it()
     {
         await using var upstream = await FakeUpstream.StartAsync();

@@ -1,4 +1,6 @@
 using System.Net;
+using Flotilla.Gateway.Policy;
+using Flotilla.Gateway.Protocol;
 using Flotilla.Gateway.Tests.EndToEnd;
 using Flotilla.Testing;
 using Microsoft.Extensions.Time.Testing;
@@ -122,5 +124,29 @@ public sealed class RateLimitTests
         using var refused = await host.Http.PostChatAsync(body, cancellationToken: Ct).ExpectAsync(HttpStatusCode.TooManyRequests);
         (await GatewayHost.ErrorAsync(refused)).GetProperty("message").GetString()!.ShouldContain("100 tokens per minute");
         upstream.Requests.Count.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task A_call_over_the_token_limit_by_its_byte_length_but_not_by_its_count_goes_through_and_a_refusal_names_the_count()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var time = new FakeTimeProvider(MinuteStart);
+        await using var host = await GatewayHost.StartAsync(Priced(upstream, """
+            rate_limits:
+              - { applies_per: agent, tokens_per_minute: 300 }
+            """), time);
+
+        // 500 bytes of text is over 300 by the cheap bound (a byte per token), ~110 tokens by the tokenizer: it fits.
+        var fits = Chat("cheap", content: string.Concat(Enumerable.Repeat("word ", 100)));
+        using (await host.Http.PostChatAsync(fits, cancellationToken: Ct).ExpectAsync(HttpStatusCode.OK)) { }
+        upstream.Requests.Count.ShouldBe(1);
+
+        // Over the limit by its count too: refused, and the message gives the tokenizer's figure, not the bound.
+        var tooLong = Chat("cheap", content: string.Concat(Enumerable.Repeat("word ", 400)));
+        var counted = TokenEstimator.EstimateInput(ChatRequest.ParseChat(System.Text.Encoding.UTF8.GetBytes(tooLong))) + 10;
+        counted.ShouldBeLessThan(500);
+        using var refused = await host.Http.PostChatAsync(tooLong, cancellationToken: Ct).ExpectAsync(HttpStatusCode.TooManyRequests);
+        (await GatewayHost.ErrorAsync(refused)).GetProperty("message").GetString()!.ShouldContain($"estimated at {counted} tokens");
+        upstream.Requests.Count.ShouldBe(1);
     }
 }

@@ -78,16 +78,19 @@ internal sealed class MessagesIngress(HttpContext context, AgentKeyRing keys, Ti
 
     public ValueTask<(double? TtftMs, GatewayException? Error)> RelayStreamAsync(
         ModelCall call, IChunkStream stream, CompletionAssembler? assembler, CancellationTokenSource deadline, CancellationToken cancellationToken) =>
-        TranslatedStream.RelayAsync(context, call, stream, assembler, deadline, time, new MessagesStreamWriter(_messageId, call.EstimatedInputTokens), cancellationToken);
+        TranslatedStream.RelayAsync(context, call, stream, assembler, deadline, time, new MessagesStreamWriter(_messageId, PromptEstimate(call)), cancellationToken);
 
     public async ValueTask<double> WriteCachedAsync(ModelCall call, CachedAnswer hit)
     {
         if (call.Request!.Stream)
         {
-            return await TranslatedStream.ReplayAsync(context, call, hit, time, new MessagesStreamWriter(_messageId, call.EstimatedInputTokens));
+            return await TranslatedStream.ReplayAsync(context, call, hit, time, new MessagesStreamWriter(_messageId, PromptEstimate(call)));
         }
 
         await WriteAnswerAsync(call, 200, hit.Completion);
         return time.GetElapsedTime(call.Start).TotalMilliseconds;
     }
+
+    /// <summary><c>message_start</c>'s input tokens: the tokenizer's count when budgets or token limits made an estimate, else 0 (the real count follows in <c>message_delta</c>).</summary>
+    private static long PromptEstimate(ModelCall call) => call.EstimatedInputTokens > 0 ? call.ExactInputTokens() : 0;
 }
