@@ -27,6 +27,13 @@ internal abstract class LocalGuardrail(GuardrailRef config) : Guardrail(config)
     /// </summary>
     public abstract LocalScan Scan(string text, ref FindingTally tally, bool collect, ref List<TextEdit>? edits);
 
+    /// <summary>
+    /// Whether this guardrail's findings are tokens or runs of suspicious words, so a streamed answer need only hold back
+    /// what <see cref="StreamTail.Hold"/> says; otherwise (phrases, an operator's own patterns) a stream holds back the
+    /// guard's whole hold-back.
+    /// </summary>
+    public virtual bool HoldsByWord => false;
+
     private readonly ScanMemory _memory = new();
 
     /// <summary>How many texts' scans are remembered (tests).</summary>

@@ -13,12 +13,13 @@ public readonly record struct StreamingRelease(string Text, GuardrailOutcome? Bl
 }
 
 /// <summary>
-/// Guards one streamed text (a model's answer on <c>llm_output</c>) as it arrives. Deltas are buffered; once
-/// <see cref="HoldBack"/> + <see cref="ScanEvery"/> characters are pending, the guard scans them and releases all but the
-/// last <see cref="HoldBack"/> characters, so a secret split across deltas is whole in some scan before any part of it
-/// leaves. Findings that touch the end of the pending text may still be growing: the guard holds them back until they end
-/// or the stream does. Block guardrails stop the stream when they fire; redact guardrails change the released text;
-/// audit ones are counted.
+/// Guards one streamed text (a model's answer on <c>llm_output</c>) as it arrives. Deltas are buffered and scanned every
+/// <see cref="ScanEvery"/> characters; each scan releases all but what must stay pending so that a finding split across
+/// deltas is whole in some scan before any part of it leaves. When every guardrail of the hook finds tokens or runs of
+/// suspicious words (secrets, personal data), that is the last word and the suspicious words before it
+/// (<see cref="StreamTail"/>), so prose leaves a few words behind the model; otherwise it is the last
+/// <see cref="HoldBack"/> characters. Findings that may still be growing are held until they end or the stream does.
+/// Block guardrails stop the stream when they fire; redact guardrails change the released text; audit ones are counted.
 /// <para>
 /// Prompt-injection scores are computed per scanned window, not over the whole answer. A webhook guardrail on the hook
 /// turns streaming off: the guard then holds the whole text and runs the pipeline once at <see cref="CompleteAsync"/>.
@@ -41,6 +42,12 @@ public sealed class StreamingGuard
     private readonly StringBuilder _pending = new();
     private readonly Aggregate[] _aggregates;
     private readonly bool _incremental;
+
+    /// <summary>Every guardrail holds back by word (<see cref="LocalGuardrail.HoldsByWord"/>), so text may leave long before the hold-back fills.</summary>
+    private readonly bool _byWord;
+
+    /// <summary>New characters between two scans when holding back by word: 16, two or three words of prose.</summary>
+    private const int WordScanEvery = 16;
     private int _scanAt;
     private GuardrailOutcome? _blocked;
     private IReadOnlyList<GuardrailVerdict>? _finalVerdicts;
@@ -52,18 +59,28 @@ public sealed class StreamingGuard
         _pipeline = pipeline;
         _context = context;
         HoldBack = holdBack;
-        // Scanning after every quarter of the hold-back keeps releases small and steady (a window is at most 5/4 of the
-        // hold-back) instead of one hold-back's worth at a time; the detectors take microseconds per window.
-        ScanEvery = Math.Max(1, holdBack / 4);
-        _scanAt = HoldBack + ScanEvery;
         _incremental = !pipeline.HasWebhook;
         _aggregates = new Aggregate[pipeline.Members.Count];
+        _byWord = _incremental && pipeline.Members.All(m => m is LocalGuardrail { HoldsByWord: true });
+        if (_byWord)
+        {
+            // Only the words a finding could still grow from are held (StreamTail): scan every few words, from the start.
+            ScanEvery = WordScanEvery;
+            _scanAt = WordScanEvery;
+        }
+        else
+        {
+            // Scanning after every quarter of the hold-back keeps releases small and steady (a window is at most 5/4 of
+            // the hold-back) instead of one hold-back's worth at a time; the detectors take microseconds per window.
+            ScanEvery = Math.Max(1, holdBack / 4);
+            _scanAt = HoldBack + ScanEvery;
+        }
     }
 
     /// <summary>Characters kept back from release until more text or the end arrives.</summary>
     public int HoldBack { get; }
 
-    /// <summary>New characters between two scans: an eighth of <see cref="HoldBack"/> (32 by default).</summary>
+    /// <summary>New characters between two scans: 16 when every guardrail holds back by word, else a quarter of <see cref="HoldBack"/> (64 by default).</summary>
     public int ScanEvery { get; }
 
     /// <summary>The block, once a block guardrail fired.</summary>
@@ -185,7 +202,7 @@ public sealed class StreamingGuard
                 {
                     foreach (var edit in edits)
                     {
-                        if (edit.End >= window.Length)
+                        if (Growing(window, edit))
                         {
                             unfinished = Math.Min(unfinished, edit.Start);
                         }
@@ -206,7 +223,7 @@ public sealed class StreamingGuard
                 continue;
             }
 
-            var decisive = scan.Failure is not null || (config.Action == GuardrailAction.Block && edits is not null && edits.Exists(e => final || e.End < window.Length));
+            var decisive = scan.Failure is not null || (config.Action == GuardrailAction.Block && edits is not null && edits.Exists(e => final || !Growing(window, e)));
             if (decisive)
             {
                 var tally = default(FindingTally);
@@ -237,7 +254,9 @@ public sealed class StreamingGuard
             }
         }
 
-        var limit = final ? window.Length : Math.Max(0, window.Length - HoldBack);
+        // What stays pending: the whole hold-back, or, when every guardrail holds back by word, the last word and the
+        // suspicious words before it (at most the hold-back).
+        var limit = final ? window.Length : Math.Max(0, window.Length - (_byWord ? StreamTail.Hold(window, HoldBack) : HoldBack));
         // The hold-back's edge does not cut a word: the next window starts where this release ends, and a detector must
         // see a token whole (a digest's "sha512-" prefix, the start of a base64 run) to judge it as a whole scan would.
         if (!final && limit > 0 && limit < window.Length && !char.IsWhiteSpace(window[limit - 1]) && !char.IsWhiteSpace(window[limit]))
@@ -262,7 +281,7 @@ public sealed class StreamingGuard
             // line) is still in view; the next window would start after that context.
             foreach (var edit in whole)
             {
-                if (edit.End < window.Length || final)
+                if (final || !Growing(window, edit))
                 {
                     limit = Math.Max(limit, edit.End);
                 }
@@ -313,6 +332,24 @@ public sealed class StreamingGuard
         }
 
         return new StreamingRelease(redactions is null ? window[..cut] : TextEdits.Apply(window, redactions, cut), null);
+    }
+
+    /// <summary>
+    /// Whether a finding may still grow with the next delta: it reaches the end of what has arrived, or only non-space
+    /// characters follow it there (a detector that trims a token's trailing <c>+</c> or <c>-</c> ends its finding just
+    /// before the end, while the token itself goes on).
+    /// </summary>
+    private static bool Growing(string window, TextEdit edit)
+    {
+        for (var i = edit.End; i < window.Length; i++)
+        {
+            if (char.IsWhiteSpace(window[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static void Count(ref FindingTally tally, List<TextEdit>? edits, int before)

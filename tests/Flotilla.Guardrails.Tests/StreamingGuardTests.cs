@@ -81,6 +81,77 @@ public sealed class StreamingGuardTests
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(7)]
+    [InlineData(16)]
+    public async Task Every_corpus_secret_and_personal_datum_is_redacted_as_in_one_piece(int size)
+    {
+        // size 0: one delta per word, the way most models stream, so findings spread over words ("password = …",
+        // "Authorization: Basic …", "4111 1111 …", "GB82 WEST …") arrive a word at a time.
+        var secrets = Rails.Pipeline(Rails.Secrets(GuardrailAction.Redact));
+        var pii = Rails.Pipeline(Rails.Pii(GuardrailAction.Redact));
+        var both = Rails.Pipeline(Rails.Secrets(GuardrailAction.Redact), Rails.Pii(GuardrailAction.Redact));
+        var samples = CorpusSamples.Secrets.Select(s => (s.Kind, s.Text, s.Secret, Own: secrets))
+            .Concat(CorpusSamples.Pii.Select(p => (p.Kind, p.Text, Secret: p.Value, Own: pii)));
+        foreach (var (kind, sample, secret, own) in samples)
+        {
+            var text = "Checked the config. " + sample + " Then the loop moved on to the next issue.";
+            foreach (var pipeline in new[] { own, both })
+            {
+                var guard = pipeline.CreateStreamingGuard(Rails.Context);
+                var streamed = size == 0 ? await StreamWordsAsync(guard, text) : await StreamAsync(guard, text, size);
+
+                streamed.ShouldNotContain(secret, Case.Sensitive, kind);
+                if (pipeline == own)
+                {
+                    // With both on, a stream redacts overlapping findings of the two as one span, where one piece redacts
+                    // them one guardrail after the other: the labels may differ, the text removed may not be less.
+                    streamed.ShouldBe(pipeline.Run(text).Texts[0], kind);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Prose_leaves_a_few_words_behind_the_model_with_secrets_and_pii_on()
+    {
+        var guard = Rails.Pipeline(Rails.Secrets(GuardrailAction.Redact), Rails.Pii(GuardrailAction.Redact)).CreateStreamingGuard(Rails.Context);
+        var sent = 0;
+        var released = 0;
+        string? firstRelease = null;
+        foreach (var word in Words(Prose))
+        {
+            sent += word.Length;
+            var text = (await guard.AppendAsync(word, TestContext.Current.CancellationToken)).Text;
+            released += text.Length;
+            firstRelease ??= text.Length > 0 ? text : null;
+            // At most a scan step (16) and the unfinished last word are pending, never the 256-character hold-back.
+            (sent - released).ShouldBeLessThanOrEqualTo(16 + 12, $"after {sent} characters");
+        }
+
+        firstRelease.ShouldBe("The loop ");
+        ((await guard.CompleteAsync(TestContext.Current.CancellationToken)).Text.Length + released).ShouldBe(Prose.Length);
+    }
+
+    [Fact]
+    public async Task A_credential_spread_over_words_is_held_until_it_is_whole_then_redacted()
+    {
+        var guard = Rails.Pipeline(Rails.Secrets(GuardrailAction.Redact)).CreateStreamingGuard(Rails.Context);
+        var released = new StringBuilder();
+        foreach (var word in Words("All set. Authorization: Basic dXNlcjpodW50ZXIyaHVudGVyMg== and that is all for now, thanks."))
+        {
+            released.Append((await guard.AppendAsync(word, TestContext.Current.CancellationToken)).Text);
+            released.ToString().ShouldNotContain("Authorization: Basic d", Case.Sensitive, "the key and scheme stay pending until the value is whole");
+        }
+
+        released.Append((await guard.CompleteAsync(TestContext.Current.CancellationToken)).Text);
+        released.ToString().ShouldBe("All set. Authorization: Basic [REDACTED:basic-auth] and that is all for now, thanks.");
+    }
+
     [Fact]
     public async Task Ordinary_text_streams_through_unchanged()
     {
@@ -177,6 +248,35 @@ public sealed class StreamingGuardTests
         var end = await guard.CompleteAsync(TestContext.Current.CancellationToken);
         end.IsBlocked.ShouldBeFalse(end.Block?.Reason);
         return released.Append(end.Text).ToString();
+    }
+
+    internal static async Task<string> StreamWordsAsync(StreamingGuard guard, string text)
+    {
+        var released = new StringBuilder();
+        foreach (var word in Words(text))
+        {
+            var release = await guard.AppendAsync(word, TestContext.Current.CancellationToken);
+            release.IsBlocked.ShouldBeFalse(release.Block?.Reason);
+            released.Append(release.Text);
+        }
+
+        var end = await guard.CompleteAsync(TestContext.Current.CancellationToken);
+        end.IsBlocked.ShouldBeFalse(end.Block?.Reason);
+        return released.Append(end.Text).ToString();
+    }
+
+    /// <summary>The text as a model streams it: each word with the space before it.</summary>
+    internal static IEnumerable<string> Words(string text)
+    {
+        var start = 0;
+        for (var i = 1; i <= text.Length; i++)
+        {
+            if (i == text.Length || (text[i] == ' ' && text[i - 1] != ' '))
+            {
+                yield return text[start..i];
+                start = i;
+            }
+        }
     }
 
     /// <summary>The text cut into a first delta of <paramref name="first"/> characters, then deltas of <paramref name="size"/>.</summary>

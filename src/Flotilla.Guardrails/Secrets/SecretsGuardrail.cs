@@ -6,6 +6,8 @@ namespace Flotilla.Guardrails.Secrets;
 /// <summary><c>secrets-detection</c>: credentials; redact replaces each with <c>[REDACTED:kind]</c>.</summary>
 internal sealed class SecretsGuardrail(GuardrailRef config) : LocalGuardrail(config)
 {
+    public override bool HoldsByWord => true;
+
     public override LocalScan Scan(string text, ref FindingTally tally, bool collect, ref List<TextEdit>? edits)
     {
         List<TextFinding>? found = null;
