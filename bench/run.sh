@@ -307,7 +307,8 @@ measure() {
   line=$(grep '^BENCH_RESULT' "$logs/wrk-$name.log") || { cat "$logs/wrk-$name.log" >&2; die "wrk $name printed no result"; }
   for kv in ${line#BENCH_RESULT }; do R[$name.${kv%%=*}]=${kv#*=}; done
   R[$name.errors]=$(( ${R[$name.connect_errors]} + ${R[$name.read_errors]} + ${R[$name.write_errors]} + ${R[$name.status_errors]} + ${R[$name.timeouts]} ))
-  kill -0 "$gw_pid" 2>/dev/null || { tail -20 "$logs/gateway.log" >&2; die "the gateway (PID $gw_pid) is gone after step $name (killed from outside?)"; }
+  local watched=${watched_pid:-$gw_pid}
+  kill -0 "$watched" 2>/dev/null || { tail -20 "$logs/gateway.log" >&2; die "the gateway (PID $watched) is gone after step $name (killed from outside?)"; }
 }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
@@ -463,6 +464,7 @@ relay_key=$(curl -sf -X POST "http://127.0.0.1:$relay_port/api/keys" -H "Authori
 [[ "$relay_key" == flt_* ]] || die "could not get an agent key from the relay-only gateway"
 relay_url="http://127.0.0.1:$relay_port/v1/chat/completions"
 say "relay only: warm-up, then RPS at c=$conns"
+watched_pid=$relay_pid
 warm warm-relay "$warm_max_s" "$relay_url" "$tmp/chat.json" "$relay_key"
 measure relay "$conns" "$step_s" "$relay_url" "$tmp/chat.json" "$relay_key"
 run_streams relay "$relay_pid" "http://127.0.0.1:$relay_port/v1/chat/completions" "$relay_key"
