@@ -22,7 +22,8 @@ internal sealed class GuardedChunkStream(IChunkStream inner, StreamingGuard guar
     private readonly Queue<byte[]> _ready = new();
     private bool _primed = true;
     private bool _done;
-    private JsonObject? _template;
+    /// <summary>The stream's first chunk with text: the shape of the chunk that carries what is still held at the end.</summary>
+    private byte[]? _template;
     private bool _flushed;
 
     public StreamingGuard Guard => guard;
@@ -59,38 +60,29 @@ internal sealed class GuardedChunkStream(IChunkStream inner, StreamingGuard guar
 
     private async ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
     {
-        var node = JsonNode.Parse(chunk.Span) as JsonObject;
-        var choice = node?["choices"] is JsonArray { Count: > 0 } choices ? choices[0] as JsonObject : null;
-        var delta = choice?["delta"] as JsonObject;
-        if (delta?["content"] is JsonValue contentValue && contentValue.TryGetValue<string>(out var content))
+        var text = ChunkText.Read(chunk.Span);
+        if (text.Content is { } content)
         {
-            _template ??= node!.DeepClone().AsObject();
+            _template ??= chunk.ToArray();
             var release = await guard.AppendAsync(content, cancellationToken);
             Throw(release);
-            delta["content"] = release.Text;
-            var onlyContent = delta.Count == 1;
-            var finishes = choice!["finish_reason"] is JsonValue f && f.GetValueKind() == JsonValueKind.String;
-            if (finishes)
+            if (text.Finishes)
             {
                 await FlushHeldAsync(cancellationToken);
             }
 
-            if (release.Text.Length == 0 && onlyContent && !finishes)
+            if (release.Text.Length == 0 && text.OnlyContent && !text.Finishes)
             {
                 return; // Nothing to send yet: the guard is holding this text back.
             }
 
-            _ready.Enqueue(Serialize(node!));
+            _ready.Enqueue(text.WithContent(chunk.Span, release.Text));
             return;
         }
 
-        if (choice?["finish_reason"] is JsonValue finish && finish.GetValueKind() == JsonValueKind.String)
+        if (text.Finishes || !text.HasChoice)
         {
-            await FlushHeldAsync(cancellationToken);
-        }
-        else if (choice is null)
-        {
-            // A usage-only chunk closes the text too.
+            // A finish, or a usage-only chunk, closes the text.
             await FlushHeldAsync(cancellationToken);
         }
 
@@ -109,7 +101,7 @@ internal sealed class GuardedChunkStream(IChunkStream inner, StreamingGuard guar
         Throw(release);
         if (release.Text.Length > 0 && _template is not null)
         {
-            var chunk = _template.DeepClone().AsObject();
+            var chunk = JsonNode.Parse(_template)!.AsObject();
             var choice = chunk["choices"]![0]!.AsObject();
             choice["delta"] = new JsonObject { ["content"] = release.Text };
             choice["finish_reason"] = null;
@@ -128,4 +120,112 @@ internal sealed class GuardedChunkStream(IChunkStream inner, StreamingGuard guar
     private static byte[] Serialize(JsonObject node) => Encoding.UTF8.GetBytes(node.ToJsonString(Relaxed));
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
+}
+
+/// <summary>
+/// What a guard needs from one <c>chat.completion.chunk</c>, read without building a DOM: the first choice's
+/// <c>delta.content</c> (and where its JSON string sits in the chunk), whether the delta holds anything else, and whether
+/// the choice finishes.
+/// </summary>
+internal readonly record struct ChunkText(bool HasChoice, string? Content, int ContentStart, int ContentLength, bool OnlyContent, bool Finishes)
+{
+    private static readonly System.Text.Encodings.Web.JavaScriptEncoder Relaxed = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+
+    public static ChunkText Read(ReadOnlySpan<byte> chunk)
+    {
+        var reader = new Utf8JsonReader(chunk);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("a stream chunk is not a JSON object");
+        }
+
+        var text = default(ChunkText);
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isChoices = reader.ValueTextEquals("choices"u8);
+            reader.Read();
+            if (isChoices && reader.TokenType == JsonTokenType.StartArray)
+            {
+                if (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                    {
+                        text = ReadChoice(ref reader);
+                    }
+                    else
+                    {
+                        reader.Skip();
+                    }
+
+                    // Past the other choices (the guard reads the first, as the rest of the gateway does).
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        reader.Skip();
+                    }
+                }
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+
+        return text;
+    }
+
+    private static ChunkText ReadChoice(ref Utf8JsonReader reader)
+    {
+        string? content = null;
+        int start = 0, length = 0, fields = 0;
+        var finishes = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("delta"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    reader.Skip();
+                    continue;
+                }
+
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    fields++;
+                    var isContent = reader.ValueTextEquals("content"u8);
+                    reader.Read();
+                    if (isContent && reader.TokenType == JsonTokenType.String)
+                    {
+                        start = (int)reader.TokenStartIndex + 1;
+                        length = reader.ValueSpan.Length;
+                        content = reader.GetString();
+                    }
+                    else
+                    {
+                        reader.Skip();
+                    }
+                }
+            }
+            else
+            {
+                var isFinish = reader.ValueTextEquals("finish_reason"u8);
+                reader.Read();
+                finishes |= isFinish && reader.TokenType == JsonTokenType.String;
+                reader.Skip();
+            }
+        }
+
+        return new ChunkText(true, content, start, length, fields == 1 && content is not null, finishes);
+    }
+
+    /// <summary>The chunk with its <c>delta.content</c> replaced by <paramref name="content"/>; every other byte as the upstream sent it.</summary>
+    public byte[] WithContent(ReadOnlySpan<byte> chunk, string content)
+    {
+        var encoded = JsonEncodedText.Encode(content, Relaxed).EncodedUtf8Bytes;
+        var result = new byte[chunk.Length - ContentLength + encoded.Length];
+        chunk[..ContentStart].CopyTo(result);
+        encoded.CopyTo(result.AsSpan(ContentStart));
+        chunk[(ContentStart + ContentLength)..].CopyTo(result.AsSpan(ContentStart + encoded.Length));
+        return result;
+    }
 }
