@@ -57,7 +57,7 @@ internal static class ModelTexts
         {
             if (content.ValueKind == JsonValueKind.String)
             {
-                texts.Add(content.GetString()!);
+                texts.Add(RequestTexts.Get(content));
                 slots.Add(new TextSlot(index, -1, false, -1));
             }
             else if (content.ValueKind == JsonValueKind.Array)
@@ -67,7 +67,7 @@ internal static class ModelTexts
                 {
                     if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String)
                     {
-                        texts.Add(text.GetString()!);
+                        texts.Add(RequestTexts.Get(text));
                         slots.Add(new TextSlot(index, p, false, -1));
                     }
 
@@ -84,7 +84,7 @@ internal static class ModelTexts
                 if (call.TryGetProperty("function", out var function) && function.TryGetProperty("arguments", out var arguments)
                     && arguments.ValueKind == JsonValueKind.String)
                 {
-                    texts.Add(arguments.GetString()!);
+                    texts.Add(RequestTexts.Get(arguments));
                     slots.Add(new TextSlot(index, -1, true, t));
                 }
 
