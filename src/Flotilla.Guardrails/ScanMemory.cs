@@ -14,8 +14,11 @@ internal sealed record RememberedScan(LocalScan Scan, IReadOnlyList<GuardrailFin
 /// </summary>
 internal sealed class ScanMemory
 {
-    /// <summary>Shorter texts are scanned every time: hashing them costs about as much as scanning.</summary>
-    public const int MinLength = 256;
+    /// <summary>
+    /// Shorter texts are scanned every time. A system prompt or a tool result of a few lines is resent on every step of a
+    /// loop too, and hashing it costs far less than the prompt-injection scan (tens of nanoseconds against microseconds).
+    /// </summary>
+    public const int MinLength = 64;
 
     /// <summary>Texts remembered per guardrail (~100 bytes each) before the memory is cleared.</summary>
     public const int Capacity = 20_000;
