@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Flotilla load benchmark: one command, one report.
 #
-#   bench/run.sh            full run (about 3-4 minutes), writes bench/results/latest.{md,json}
+#   bench/run.sh            full run (about 6-7 minutes), writes bench/results/latest.{md,json}
 #   bench/run.sh --quick    1-2 s per step, to check that the benchmark builds and runs; writes bench/results/quick.{md,json}
 #
 # Layout on a 2-core machine (override with BENCH_GATEWAY_CPU / BENCH_LOAD_CPU):
