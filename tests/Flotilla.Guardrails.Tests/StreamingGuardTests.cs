@@ -235,27 +235,16 @@ public sealed class StreamingGuardTests
     internal static async Task<string> StreamAsync(GuardrailPipeline pipeline, string text, int size) =>
         await StreamAsync(pipeline.CreateStreamingGuard(Rails.Context), text, size);
 
-    internal static async Task<string> StreamAsync(StreamingGuard guard, string text, int size)
+    internal static Task<string> StreamAsync(StreamingGuard guard, string text, int size) => StreamAsync(guard, Split(text, size, size));
+
+    internal static Task<string> StreamWordsAsync(StreamingGuard guard, string text) => StreamAsync(guard, Words(text));
+
+    private static async Task<string> StreamAsync(StreamingGuard guard, IEnumerable<string> deltas)
     {
         var released = new StringBuilder();
-        foreach (var delta in Split(text, size, size))
+        foreach (var delta in deltas)
         {
             var release = await guard.AppendAsync(delta, TestContext.Current.CancellationToken);
-            release.IsBlocked.ShouldBeFalse(release.Block?.Reason);
-            released.Append(release.Text);
-        }
-
-        var end = await guard.CompleteAsync(TestContext.Current.CancellationToken);
-        end.IsBlocked.ShouldBeFalse(end.Block?.Reason);
-        return released.Append(end.Text).ToString();
-    }
-
-    internal static async Task<string> StreamWordsAsync(StreamingGuard guard, string text)
-    {
-        var released = new StringBuilder();
-        foreach (var word in Words(text))
-        {
-            var release = await guard.AppendAsync(word, TestContext.Current.CancellationToken);
             release.IsBlocked.ShouldBeFalse(release.Block?.Reason);
             released.Append(release.Text);
         }
