@@ -37,6 +37,9 @@ public sealed class StreamingGuard
     /// <summary>Text kept before an unfinished finding, so rules that need context (a key name before a value) still see it. 128 characters.</summary>
     private const int ContextMargin = 128;
 
+    /// <summary>New characters between two scans when holding back by word: 16, two or three words of prose.</summary>
+    private const int WordScanEvery = 16;
+
     private readonly GuardrailPipeline _pipeline;
     private readonly GuardrailContext _context;
     private readonly StringBuilder _pending = new();
@@ -46,8 +49,6 @@ public sealed class StreamingGuard
     /// <summary>Every guardrail holds back by word (<see cref="LocalGuardrail.HoldsByWord"/>), so text may leave long before the hold-back fills.</summary>
     private readonly bool _byWord;
 
-    /// <summary>New characters between two scans when holding back by word: 16, two or three words of prose.</summary>
-    private const int WordScanEvery = 16;
     private int _scanAt;
     private GuardrailOutcome? _blocked;
     private IReadOnlyList<GuardrailVerdict>? _finalVerdicts;
