@@ -36,6 +36,18 @@ public class ChatRequestBenchmarks
     [Benchmark(Description = "EstimateInput, 60-turn history (70 KB), counts remembered")]
     public long EstimateHistory() => TokenEstimator.EstimateInput(ChatRequest.ParseChat(_history));
 
+    /// <summary>The validating scan alone, on the 60-turn history.</summary>
+    [Benchmark(Description = "ParseChat, 60-turn history (70 KB)")]
+    public object ParseHistory() => ChatRequest.ParseChat(_history);
+
+    /// <summary>The scan and the JSON DOM the policies share: the body is tokenized twice.</summary>
+    [Benchmark(Description = "ParseChat + Document, 60-turn history")]
+    public int ParseHistoryDocument() => ChatRequest.ParseChat(_history).Document.GetArrayLength("messages");
+
+    /// <summary>What budgets and rate limits pay per call now: the byte bound over the DOM.</summary>
+    [Benchmark(Description = "ParseChat + TokenEstimator.UpperBound, 60-turn history")]
+    public long BoundHistory() => TokenEstimator.UpperBound(ChatRequest.ParseChat(_history));
+
     /// <summary>What the estimate cost before counts were remembered: the tokenizer over every message.</summary>
     [Benchmark(Description = "tokenizer over the 60-turn history, nothing remembered")]
     public long CountHistoryFresh()
@@ -54,4 +66,9 @@ public class ChatRequestBenchmarks
 
     [Benchmark(Description = "RewriteForUpstream (stream, add include_usage)")]
     public int RewriteForUpstreamStream() => _streamRequest.RewriteForUpstream("gpt-4o-mini", forceUsage: true).Length;
+}
+
+internal static class JsonElementLength
+{
+    public static int GetArrayLength(this System.Text.Json.JsonElement root, string property) => root.GetProperty(property).GetArrayLength();
 }
