@@ -13,7 +13,7 @@ namespace Flotilla.Gateway.Guardrails;
 /// </summary>
 internal static class RequestTexts
 {
-    /// <summary>Shorter texts are decoded every time, as cheap as a lookup. The guardrails' scan memory starts at the same length.</summary>
+    /// <summary>Shorter texts are decoded every time: decoding them costs about what hashing and a lookup would.</summary>
     private const int MinLength = 256;
 
     /// <summary>Characters held at most (8 MB of strings).</summary>

@@ -59,10 +59,16 @@ internal sealed class ModelCall(
             return false;
         }
 
-        EstimateIsUpperBound = false;
-        EstimatedInputTokens = ExactInputTokens();
-        EstimatedTokens = EstimatedInputTokens + (Request!.MaxTokens ?? 0);
+        EstimateInput(ExactInputTokens(), upperBound: false);
         return true;
+    }
+
+    /// <summary>Sets the input estimate and what a token rate limit counts with it (the input plus <c>max_tokens</c> when set).</summary>
+    public void EstimateInput(long inputTokens, bool upperBound)
+    {
+        EstimatedInputTokens = inputTokens;
+        EstimateIsUpperBound = upperBound;
+        EstimatedTokens = inputTokens + (Request!.MaxTokens ?? 0);
     }
 
     public CacheKey? CacheKey { get; set; }

@@ -182,10 +182,8 @@ internal sealed partial class ModelCallPipeline(
         }
 
         var request = call.Request!;
-        call.EstimatedInputTokens = TokenEstimator.UpperBound(request);
-        call.EstimateIsUpperBound = true;
+        call.EstimateInput(TokenEstimator.UpperBound(request), upperBound: true);
         call.MaxOutputTokens = call.Kind == CallKind.Chat ? TokenEstimator.MaxOutput(request) : 0;
-        call.EstimatedTokens = call.EstimatedInputTokens + (request.MaxTokens ?? 0);
     }
 
     /// <summary>What the call cost: nothing for a cache hit or no answer; a stream cut off before its usage chunk is charged its estimated prompt.</summary>

@@ -178,7 +178,7 @@ public sealed class BudgetAccounts : IBudgetAccounts
             lock (_lock)
             {
                 Roll(rule, now);
-                return _spent < rule.LimitUsd && _spent + _reserved + amount <= rule.LimitUsd;
+                return HasRoom(rule, amount);
             }
         }
 
@@ -189,8 +189,7 @@ public sealed class BudgetAccounts : IBudgetAccounts
                 Roll(rule, now);
                 spent = _spent;
                 resetsAt = BudgetWindows.EndOf(rule.Window, _windowStart);
-                // A budget already used up refuses even a call estimated at zero.
-                if (_spent >= rule.LimitUsd || _spent + _reserved + amount > rule.LimitUsd)
+                if (!HasRoom(rule, amount))
                 {
                     return false;
                 }
@@ -199,6 +198,9 @@ public sealed class BudgetAccounts : IBudgetAccounts
                 return true;
             }
         }
+
+        /// <summary>Whether <paramref name="amount"/> fits beside what is spent and reserved; a budget already used up refuses even a call estimated at zero. Under the lock.</summary>
+        private bool HasRoom(BudgetRule rule, decimal amount) => _spent < rule.LimitUsd && _spent + _reserved + amount <= rule.LimitUsd;
 
         public void ForceReserve(BudgetRule rule, DateTimeOffset now, decimal amount)
         {
